@@ -1,0 +1,168 @@
+//! Signed audit tokens and the audit ledger, joined in the [`Auditor`]: the only way a verdict is made.
+
+pub mod jws;
+pub mod ledger;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Instant,
+};
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+pub use jws::{Jwk, Jwks, KeyRing};
+pub use ledger::{Ledger, Verification};
+
+use crate::{
+    error::ApiError,
+    verdict::{ArtifactRef, ModelRef, ServiceName, Verdict, VerdictDraft, new_verification_id, sha256_hex},
+};
+
+/// What an audit token asserts, and what the ledger records (plus the token's digest). Ids, digests and codes
+/// only: no PII.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditClaims {
+    /// `idv:<service>`.
+    pub iss: String,
+    /// The verification id.
+    pub vid: String,
+    /// The caller's tenant.
+    pub tenant: String,
+    /// `pass`, `fail` or `review`.
+    pub verdict: String,
+    /// Calibrated confidence.
+    pub confidence: f64,
+    /// Reason codes.
+    pub reasons: Vec<String>,
+    /// Inputs with their digests and regions.
+    pub artifacts: Vec<ArtifactRef>,
+    /// The deciding model, where one decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelRef>,
+    /// sha256 of the verdict's `result` as serialized in the response (compact JSON).
+    pub result_sha256: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+}
+
+/// The ledger's record of a verdict.
+#[derive(Serialize)]
+struct LedgerRecord<'a> {
+    #[serde(flatten)]
+    claims: &'a AuditClaims,
+    token_sha256: String,
+}
+
+/// Signs verdicts and records them in the ledger before they are returned.
+pub struct Auditor {
+    service: ServiceName,
+    keys: RwLock<Arc<KeyRing>>,
+    keys_path: PathBuf,
+    ledger: Ledger,
+}
+
+impl std::fmt::Debug for Auditor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auditor").field("service", &self.service).field("ledger", &self.ledger).finish()
+    }
+}
+
+/// Why the auditor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditSetupError {
+    /// The key ring.
+    #[error(transparent)]
+    Keys(#[from] jws::JwsError),
+    /// The ledger.
+    #[error(transparent)]
+    Ledger(#[from] ledger::LedgerError),
+}
+
+impl Auditor {
+    /// Opens the key ring (creating it on first run) and the ledger.
+    pub fn open(
+        service: ServiceName,
+        keys_path: &Path,
+        ledger_path: &Path,
+        queue_capacity: usize,
+    ) -> Result<Self, AuditSetupError> {
+        let keys = KeyRing::load_or_create(keys_path)?;
+        let ledger = Ledger::open(ledger_path, queue_capacity)?;
+        Ok(Self { service, keys: RwLock::new(Arc::new(keys)), keys_path: keys_path.to_owned(), ledger })
+    }
+
+    fn ring(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The public keys of every key in the ring.
+    pub fn jwks(&self) -> Jwks {
+        self.ring().jwks()
+    }
+
+    /// Re-reads the key file (after `idvctl audit rotate-key`); on error the current keys stay.
+    pub fn reload_keys(&self) -> Result<String, jws::JwsError> {
+        let ring = KeyRing::load(&self.keys_path)?;
+        let kid = ring.active().0.to_owned();
+        if let Ok(mut k) = self.keys.write() {
+            *k = Arc::new(ring);
+        }
+        Ok(kid)
+    }
+
+    /// Signs a verdict, makes its ledger entry durable, and only then returns it.
+    pub async fn issue<R: Serialize>(&self, tenant: &str, draft: VerdictDraft<R>) -> Result<Verdict<R>, ApiError> {
+        let started = Instant::now();
+        let created_at = Utc::now();
+        let id = new_verification_id();
+        let result_json = serde_json::to_vec(&draft.result).map_err(ApiError::internal)?;
+        let claims = AuditClaims {
+            iss: format!("idv:{}", self.service),
+            vid: id.clone(),
+            tenant: tenant.to_owned(),
+            verdict: draft.verdict.as_str().to_owned(),
+            confidence: draft.confidence,
+            reasons: draft.reasons.iter().map(|r| r.code.as_str().to_owned()).collect(),
+            artifacts: draft.artifacts.clone(),
+            model: draft.model.clone(),
+            result_sha256: sha256_hex(&result_json),
+            iat: created_at.timestamp(),
+        };
+        let audit_token = self.ring().sign(&claims);
+        let record = LedgerRecord { claims: &claims, token_sha256: sha256_hex(audit_token.as_bytes()) };
+        self.ledger.append(&record).await.map_err(|e| {
+            tracing::error!(error = %e, "audit ledger append failed; verdict withheld");
+            ApiError::new(crate::error::ErrorCode::Internal, "the verdict could not be recorded; it was not issued")
+        })?;
+        crate::metrics::record_stage(self.service.as_str(), "audit", started.elapsed());
+        let reasons: Vec<&'static str> = draft.reasons.iter().map(|r| r.code.as_str()).collect();
+        crate::metrics::record_verdict(self.service.as_str(), draft.verdict.as_str(), &reasons);
+        Ok(Verdict {
+            id,
+            service: draft.service,
+            verdict: draft.verdict,
+            confidence: draft.confidence,
+            reasons: draft.reasons,
+            result: draft.result,
+            artifacts: draft.artifacts,
+            model: draft.model,
+            audit_token,
+            created_at,
+        })
+    }
+
+    /// Commits what is queued and stops the ledger writer (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.ledger.shutdown();
+    }
+
+    /// The ledger's file.
+    pub fn ledger_path(&self) -> &Path {
+        self.ledger.path()
+    }
+}

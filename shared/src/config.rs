@@ -1,0 +1,259 @@
+//! Configuration: defaults that work locally, then an optional TOML file, then `IDV_*` variables for every
+//! service, then the service's own prefix (`OCR_`, `FACE_`, `PHONE_`). Nested keys use `__`:
+//! `IDV_REGIONS__EU__KIND=s3`, `FACE_BIND=0.0.0.0:8082`.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::PathBuf};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{
+    auth::AuthSettings,
+    limits::RateLimitSettings,
+    store::{ArtifactLimits, S3Settings},
+    verdict::ServiceName,
+};
+
+/// A secret string: never shown by `Debug` or `Display`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that must use it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Where one region's artifacts live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RegionStore {
+    /// A local folder (default: `<data_dir>/artifacts/<region>`).
+    Local {
+        /// The folder.
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// An S3 bucket.
+    S3(S3Settings),
+}
+
+/// HTTP server limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Largest request body in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: u64,
+    /// Requests in flight per route before new ones get `overloaded`.
+    pub max_in_flight: usize,
+    /// How long graceful shutdown waits for in-flight requests, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self { body_limit_bytes: 64 * 1024, request_timeout_secs: 30, max_in_flight: 1024, shutdown_grace_secs: 30 }
+    }
+}
+
+/// Audit key and ledger locations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    /// Signing key ring (default `<data_dir>/audit/keys.json`, shared by the services of one deployment).
+    pub keys_path: Option<PathBuf>,
+    /// Ledger file (default `<data_dir>/ledger/<service>.jsonl`).
+    pub ledger_path: Option<PathBuf>,
+    /// Appends that may wait for the ledger writer before callers wait for room.
+    pub queue_capacity: usize,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self { keys_path: None, ledger_path: None, queue_capacity: 16_384 }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LogSettings {
+    /// `json` (default) or `pretty`.
+    pub format: String,
+    /// `tracing` filter directive, e.g. `info` or `info,idv_shared=debug`.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "json".into(), filter: "info".into() }
+    }
+}
+
+/// Settings every service shares.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CommonConfig {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Where keys, ledgers and the default local stores live.
+    pub data_dir: PathBuf,
+    /// Region name → store. Empty means the embedded default: `eu` and `us` as local folders.
+    pub regions: BTreeMap<String, RegionStore>,
+    /// Artifact size limits.
+    pub artifacts: ArtifactLimits,
+    /// Gateway token checks.
+    pub auth: AuthSettings,
+    /// Per-tenant, per-route limits.
+    pub rate_limit: RateLimitSettings,
+    /// HTTP limits.
+    pub http: HttpSettings,
+    /// Audit.
+    pub audit: AuditSettings,
+    /// Logs.
+    pub log: LogSettings,
+}
+
+impl Default for CommonConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("var"),
+            regions: BTreeMap::new(),
+            artifacts: ArtifactLimits::default(),
+            auth: AuthSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            http: HttpSettings::default(),
+            audit: AuditSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+impl CommonConfig {
+    /// Defaults for one service (its port).
+    pub fn for_service(service: ServiceName) -> Self {
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], default_port(service))), ..Self::default() }
+    }
+
+    /// The regions to serve: the configured ones, or `eu` and `us` as local folders.
+    pub fn effective_regions(&self) -> BTreeMap<String, RegionStore> {
+        if self.regions.is_empty() {
+            ["eu", "us"].into_iter().map(|r| (r.to_owned(), RegionStore::Local { path: None })).collect()
+        } else {
+            self.regions.clone()
+        }
+    }
+
+    /// The audit key ring's file.
+    pub fn audit_keys_path(&self) -> PathBuf {
+        self.audit.keys_path.clone().unwrap_or_else(|| self.data_dir.join("audit").join("keys.json"))
+    }
+
+    /// A service's ledger file.
+    pub fn ledger_path(&self, service: ServiceName) -> PathBuf {
+        self.audit.ledger_path.clone().unwrap_or_else(|| self.data_dir.join("ledger").join(format!("{service}.jsonl")))
+    }
+}
+
+/// The own settings of a service that has none yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NoSettings {}
+
+/// Default port of each service.
+pub fn default_port(service: ServiceName) -> u16 {
+    match service {
+        ServiceName::DocumentOcr => 8081,
+        ServiceName::FaceMatch => 8082,
+        ServiceName::PhoneProof => 8083,
+    }
+}
+
+/// A service's own environment prefix.
+pub fn env_prefix(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::DocumentOcr => "OCR_",
+        ServiceName::FaceMatch => "FACE_",
+        ServiceName::PhoneProof => "PHONE_",
+    }
+}
+
+/// The layered configuration source of a service. `IDV_CONFIG_FILE` names an optional TOML file whose
+/// `[default]` table applies to every service and whose `[<service>]` table to one.
+pub fn figment(service: ServiceName) -> Figment {
+    let mut fig = Figment::from(Serialized::defaults(CommonConfig::for_service(service)));
+    if let Ok(file) = std::env::var("IDV_CONFIG_FILE") {
+        fig = fig.merge(Toml::file(file).nested());
+    }
+    fig.merge(Env::prefixed("IDV_").ignore(&["config_file"]).split("__"))
+        .merge(Env::prefixed(env_prefix(service)).split("__"))
+        .select(service.as_str())
+}
+
+/// Loads the common settings and a service's own settings (any `Deserialize + Default` type) from one source.
+pub fn load<T: DeserializeOwned>(service: ServiceName) -> Result<(CommonConfig, T), Box<figment::Error>> {
+    let fig = figment(service);
+    let common = fig.extract().map_err(Box::new)?;
+    let own = fig.extract().map_err(Box::new)?;
+    Ok((common, own))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = S3Settings {
+            bucket: "b".into(),
+            endpoint: None,
+            aws_region: "us-east-1".into(),
+            path_style: true,
+            prefix: String::new(),
+            access_key_id: Some("AKIA".into()),
+            secret_access_key: Some(Secret::new("hunter2")),
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's own error type
+    fn env_layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IDV_DATA_DIR", "/tmp/idv-x");
+            jail.set_env("IDV_RATE_LIMIT__BURST", "7");
+            jail.set_env("FACE_BIND", "127.0.0.1:9999");
+            jail.set_env("IDV_REGIONS__EU__KIND", "s3");
+            jail.set_env("IDV_REGIONS__EU__BUCKET", "idv-eu");
+            jail.set_env("IDV_REGIONS__EU__PATH_STYLE", "true");
+            let (common, _) = load::<NoSettings>(ServiceName::FaceMatch).map_err(|e| e.to_string())?;
+            assert_eq!(common.bind.port(), 9999);
+            assert_eq!(common.data_dir, PathBuf::from("/tmp/idv-x"));
+            assert_eq!(common.rate_limit.burst, 7.0);
+            assert!(matches!(&common.regions["eu"], RegionStore::S3(s) if s.bucket == "idv-eu" && s.path_style));
+            let (ocr, _) = load::<NoSettings>(ServiceName::DocumentOcr).map_err(|e| e.to_string())?;
+            assert_eq!(ocr.bind.port(), 8081, "FACE_ settings do not leak into other services");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,295 @@
+//! RFC 9457 problem details: the one error shape every service answers with.
+//!
+//! Handlers return [`ApiError`]; it becomes a response carrying a [`Problem`] in its extensions, and the
+//! [`problem_middleware`] renders it with the request id (which only the middleware knows). Error responses
+//! that did not come from our code (tower-http's body limit, timeouts, axum's own rejections) are rewritten
+//! into the same shape there, so a client never sees a plain-text error.
+
+use axum::{
+    extract::Request,
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Base of the `type` URI of every problem; the code is appended.
+pub const PROBLEM_TYPE_BASE: &str = "https://errors.idv.local/";
+
+/// Stable machine-readable error codes. Clients switch on these, so never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed: bad JSON, wrong types, missing fields, bad parameters.
+    InvalidRequest,
+    /// No valid bearer token: missing, malformed, expired, wrongly signed or for another audience.
+    Unauthorized,
+    /// The token is valid but lacks the route's scope.
+    Forbidden,
+    /// The artifact lives in a region the caller or this deployment may not use, or its tag disagrees.
+    ResidencyViolation,
+    /// No artifact with that ID exists.
+    ArtifactNotFound,
+    /// The artifact exceeds the size limit of its kind.
+    ArtifactTooLarge,
+    /// The artifact's content is not of a supported type (sniffed, not trusted), or the request's content type is wrong.
+    UnsupportedMedia,
+    /// Too many requests; retry after the `Retry-After` header.
+    RateLimited,
+    /// A backing store (object store, Redis) did not answer.
+    StoreUnavailable,
+    /// The service is at capacity; retry shortly.
+    Overloaded,
+    /// No challenge with that ID exists (phone-proof).
+    ChallengeNotFound,
+    /// The challenge has expired (phone-proof).
+    ChallengeExpired,
+    /// The request body exceeds the route's limit.
+    PayloadTooLarge,
+    /// No route at that path.
+    NotFound,
+    /// The route exists but not for that method.
+    MethodNotAllowed,
+    /// The request took longer than the server's limit.
+    Timeout,
+    /// An unexpected failure; details are in the server log under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::ResidencyViolation => StatusCode::FORBIDDEN,
+            Self::ArtifactNotFound | Self::ChallengeNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ArtifactTooLarge | Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ChallengeExpired => StatusCode::GONE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The snake_case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::ResidencyViolation => "residency_violation",
+            Self::ArtifactNotFound => "artifact_not_found",
+            Self::ArtifactTooLarge => "artifact_too_large",
+            Self::UnsupportedMedia => "unsupported_media",
+            Self::RateLimited => "rate_limited",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Overloaded => "overloaded",
+            Self::ChallengeNotFound => "challenge_not_found",
+            Self::ChallengeExpired => "challenge_expired",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "Invalid request",
+            Self::Unauthorized => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::ResidencyViolation => "Residency violation",
+            Self::ArtifactNotFound => "Artifact not found",
+            Self::ArtifactTooLarge => "Artifact too large",
+            Self::UnsupportedMedia => "Unsupported media",
+            Self::RateLimited => "Rate limited",
+            Self::StoreUnavailable => "Store unavailable",
+            Self::Overloaded => "Overloaded",
+            Self::ChallengeNotFound => "Challenge not found",
+            Self::ChallengeExpired => "Challenge expired",
+            Self::PayloadTooLarge => "Payload too large",
+            Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Timeout => "Request timeout",
+            Self::Internal => "Internal error",
+        }
+    }
+
+    /// The code a bare error status maps to, for responses produced outside our handlers.
+    fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::UNAUTHORIZED => Self::Unauthorized,
+            StatusCode::FORBIDDEN => Self::Forbidden,
+            StatusCode::NOT_FOUND => Self::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Self::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMedia,
+            StatusCode::TOO_MANY_REQUESTS => Self::RateLimited,
+            StatusCode::REQUEST_TIMEOUT => Self::Timeout,
+            StatusCode::SERVICE_UNAVAILABLE => Self::Overloaded,
+            s if s.is_client_error() => Self::InvalidRequest,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// The problem+json body (RFC 9457) with our `code` and `request_id` extensions.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://errors.idv.local/residency_violation",
+    "title": "Residency violation",
+    "status": 403,
+    "code": "residency_violation",
+    "detail": "the token does not allow region 'us'",
+    "request_id": "01JD3Z8Q8Y5Q0W6F9T3K2M1N4P"
+}))]
+pub struct Problem {
+    /// URI naming the problem type; ends in the code.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// Short human summary of the type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: ErrorCode,
+    /// Human explanation of this occurrence; never holds internals or PII.
+    pub detail: String,
+    /// The request id, also in the `x-request-id` response header.
+    pub request_id: String,
+}
+
+/// An error a handler answers with. `detail` is shown to the client, so it must not hold internals or PII.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Client-facing explanation.
+    pub detail: String,
+    /// Seconds for `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a code and a client-facing detail.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self { code, detail: detail.into(), retry_after: None }
+    }
+
+    /// Adds a `Retry-After` hint.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// An internal error: logs the cause (which may hold internals) and tells the client nothing of it.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(ErrorCode::Internal, "an internal error occurred; quote the request id when reporting it")
+    }
+
+    /// Shorthand for `invalid_request`.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, detail)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// Marker left in a response's extensions; the middleware turns it into the body.
+#[derive(Clone)]
+struct PendingProblem(ApiError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = self.code.status().into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        res.extensions_mut().insert(PendingProblem(self));
+        res
+    }
+}
+
+/// Renders a problem body for a request id. Used by the middleware and by code that answers outside it.
+pub fn render_problem(err: &ApiError, request_id: &str) -> Response {
+    let problem = Problem {
+        type_uri: format!("{PROBLEM_TYPE_BASE}{}", err.code.as_str()),
+        title: err.code.title().to_owned(),
+        status: err.code.status().as_u16(),
+        code: err.code,
+        detail: err.detail.clone(),
+        request_id: request_id.to_owned(),
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = (err.code.status(), body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if let Some(secs) = err.retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
+}
+
+/// Turns every error response into problem+json carrying the request id.
+///
+/// Must run inside the request-id layer (so the header is set) and outside everything that can fail.
+pub async fn problem_middleware(req: Request, next: Next) -> Response {
+    let request_id = crate::http::request_id_of(req.headers());
+    let mut res = next.run(req).await;
+    if let Some(PendingProblem(err)) = res.extensions_mut().remove::<PendingProblem>() {
+        return keep_headers(render_problem(&err, &request_id), &res);
+    }
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let code = ErrorCode::from_status(status);
+        let detail = match code {
+            ErrorCode::NotFound => "no route matches this path".to_owned(),
+            ErrorCode::MethodNotAllowed => "this route does not accept that method".to_owned(),
+            ErrorCode::PayloadTooLarge => "the request body exceeds this route's limit".to_owned(),
+            ErrorCode::Timeout => "the request took longer than the server allows".to_owned(),
+            ErrorCode::Internal => {
+                tracing::error!(status = status.as_u16(), "unhandled error response");
+                "an internal error occurred; quote the request id when reporting it".to_owned()
+            }
+            _ => code.title().to_owned(),
+        };
+        let mut err = ApiError::new(code, detail);
+        err.retry_after = res
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let mut out = keep_headers(render_problem(&err, &request_id), &res);
+        *out.status_mut() = status;
+        return out;
+    }
+    res
+}
+
+/// Carries over headers set by inner layers (e.g. `Allow`, `Retry-After`) onto the rendered problem.
+fn keep_headers(mut out: Response, original: &Response) -> Response {
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !out.headers().contains_key(name) {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,21 @@
+//! The shared kernel of the identity-verification suite.
+//!
+//! Every service builds a [`kernel::Kernel`] from its [`config::CommonConfig`], adds its routes and calls
+//! [`kernel::assemble`]. The kernel owns what the contracts in `DESIGN.md` require of all of them: the
+//! [`verdict`] schema, [`error`] (problem+json), [`audit`] tokens and ledger, residency-checked artifact
+//! [`store`]s, gateway [`auth`], rate [`limits`], and [`telemetry`]/[`metrics`].
+
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod kernel;
+pub mod limits;
+pub mod metrics;
+pub mod store;
+pub mod telemetry;
+pub mod verdict;
+
+pub use error::{ApiError, ErrorCode};
+pub use kernel::Kernel;

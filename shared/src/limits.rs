@@ -1,0 +1,96 @@
+//! Per-tenant, per-route rate limits: a token bucket per key, in memory, with a bounded number of keys.
+
+use std::{collections::HashMap, sync::Mutex, time::Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ErrorCode};
+
+/// Limits for one route and tenant.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitSettings {
+    /// Sustained requests per second.
+    pub requests_per_second: f64,
+    /// Bucket size: how many requests may arrive at once after a quiet period.
+    pub burst: f64,
+    /// Most tenant-route keys tracked; beyond it, new keys are refused until idle ones are dropped.
+    pub max_keys: usize,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self { requests_per_second: 200.0, burst: 400.0, max_keys: 100_000 }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Token buckets keyed by tenant and route template.
+#[derive(Debug)]
+pub struct RateLimiter {
+    settings: RateLimitSettings,
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+}
+
+impl RateLimiter {
+    /// A limiter with these settings.
+    pub fn new(settings: RateLimitSettings) -> Self {
+        Self { settings, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes one token for `(tenant, route)`, or answers `rate_limited` with the seconds until one is free.
+    pub fn check(&self, tenant: &str, route: &str) -> Result<(), ApiError> {
+        let RateLimitSettings { requests_per_second: rate, burst, max_keys } = self.settings;
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (tenant.to_owned(), route.to_owned());
+        if !buckets.contains_key(&key) && buckets.len() >= max_keys {
+            // Full buckets belong to idle keys: forgetting them changes nothing.
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            if buckets.len() >= max_keys {
+                return Err(ApiError::new(ErrorCode::RateLimited, "too many distinct callers; retry shortly").retry_after(1));
+            }
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket { tokens: burst, last: now });
+        bucket.tokens = (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
+        bucket.last = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64;
+            Err(ApiError::new(ErrorCode::RateLimited, "rate limit for this tenant and route exceeded").retry_after(wait))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_per_tenant_and_route() {
+        let limiter = RateLimiter::new(RateLimitSettings { requests_per_second: 0.5, burst: 2.0, max_keys: 10 });
+        assert!(limiter.check("a", "/x").is_ok());
+        assert!(limiter.check("a", "/x").is_ok());
+        let err = limiter.check("a", "/x").unwrap_err();
+        assert_eq!(err.code, ErrorCode::RateLimited);
+        assert_eq!(err.retry_after, Some(2));
+        assert!(limiter.check("b", "/x").is_ok(), "another tenant is not limited");
+        assert!(limiter.check("a", "/y").is_ok(), "another route is not limited");
+    }
+
+    #[test]
+    fn key_count_is_bounded() {
+        let limiter = RateLimiter::new(RateLimitSettings { requests_per_second: 0.001, burst: 1.0, max_keys: 3 });
+        for t in ["a", "b", "c"] {
+            limiter.check(t, "/x").unwrap();
+        }
+        assert_eq!(limiter.check("d", "/x").unwrap_err().code, ErrorCode::RateLimited);
+    }
+}
