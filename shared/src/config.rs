@@ -70,7 +70,12 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { body_limit_bytes: 64 * 1024, request_timeout_secs: 30, max_in_flight: 1024, shutdown_grace_secs: 30 }
+        Self {
+            body_limit_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            max_in_flight: 1024,
+            shutdown_grace_secs: 30,
+        }
     }
 }
 
@@ -88,7 +93,11 @@ pub struct AuditSettings {
 
 impl Default for AuditSettings {
     fn default() -> Self {
-        Self { keys_path: None, ledger_path: None, queue_capacity: 16_384 }
+        Self {
+            keys_path: None,
+            ledger_path: None,
+            queue_capacity: 16_384,
+        }
     }
 }
 
@@ -104,7 +113,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "json".into(), filter: "info".into() }
+        Self {
+            format: "json".into(),
+            filter: "info".into(),
+        }
     }
 }
 
@@ -151,13 +163,19 @@ impl Default for CommonConfig {
 impl CommonConfig {
     /// Defaults for one service (its port).
     pub fn for_service(service: ServiceName) -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], default_port(service))), ..Self::default() }
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], default_port(service))),
+            ..Self::default()
+        }
     }
 
     /// The regions to serve: the configured ones, or `eu` and `us` as local folders.
     pub fn effective_regions(&self) -> BTreeMap<String, RegionStore> {
         if self.regions.is_empty() {
-            ["eu", "us"].into_iter().map(|r| (r.to_owned(), RegionStore::Local { path: None })).collect()
+            ["eu", "us"]
+                .into_iter()
+                .map(|r| (r.to_owned(), RegionStore::Local { path: None }))
+                .collect()
         } else {
             self.regions.clone()
         }
@@ -165,12 +183,19 @@ impl CommonConfig {
 
     /// The audit key ring's file.
     pub fn audit_keys_path(&self) -> PathBuf {
-        self.audit.keys_path.clone().unwrap_or_else(|| self.data_dir.join("audit").join("keys.json"))
+        self.audit
+            .keys_path
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit").join("keys.json"))
     }
 
     /// A service's ledger file.
     pub fn ledger_path(&self, service: ServiceName) -> PathBuf {
-        self.audit.ledger_path.clone().unwrap_or_else(|| self.data_dir.join("ledger").join(format!("{service}.jsonl")))
+        self.audit.ledger_path.clone().unwrap_or_else(|| {
+            self.data_dir
+                .join("ledger")
+                .join(format!("{service}.jsonl"))
+        })
     }
 }
 
@@ -209,7 +234,9 @@ pub fn figment(service: ServiceName) -> Figment {
 }
 
 /// Loads the common settings and a service's own settings (any `Deserialize + Default` type) from one source.
-pub fn load<T: DeserializeOwned>(service: ServiceName) -> Result<(CommonConfig, T), Box<figment::Error>> {
+pub fn load<T: DeserializeOwned>(
+    service: ServiceName,
+) -> Result<(CommonConfig, T), Box<figment::Error>> {
     let fig = figment(service);
     let common = fig.extract().map_err(Box::new)?;
     let own = fig.extract().map_err(Box::new)?;
@@ -246,13 +273,21 @@ mod tests {
             jail.set_env("IDV_REGIONS__EU__KIND", "s3");
             jail.set_env("IDV_REGIONS__EU__BUCKET", "idv-eu");
             jail.set_env("IDV_REGIONS__EU__PATH_STYLE", "true");
-            let (common, _) = load::<NoSettings>(ServiceName::FaceMatch).map_err(|e| e.to_string())?;
+            let (common, _) =
+                load::<NoSettings>(ServiceName::FaceMatch).map_err(|e| e.to_string())?;
             assert_eq!(common.bind.port(), 9999);
             assert_eq!(common.data_dir, PathBuf::from("/tmp/idv-x"));
             assert_eq!(common.rate_limit.burst, 7.0);
-            assert!(matches!(&common.regions["eu"], RegionStore::S3(s) if s.bucket == "idv-eu" && s.path_style));
-            let (ocr, _) = load::<NoSettings>(ServiceName::DocumentOcr).map_err(|e| e.to_string())?;
-            assert_eq!(ocr.bind.port(), 8081, "FACE_ settings do not leak into other services");
+            assert!(
+                matches!(&common.regions["eu"], RegionStore::S3(s) if s.bucket == "idv-eu" && s.path_style)
+            );
+            let (ocr, _) =
+                load::<NoSettings>(ServiceName::DocumentOcr).map_err(|e| e.to_string())?;
+            assert_eq!(
+                ocr.bind.port(),
+                8081,
+                "FACE_ settings do not leak into other services"
+            );
             Ok(())
         });
     }

@@ -67,7 +67,9 @@ impl ErrorCode {
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ResidencyViolation => StatusCode::FORBIDDEN,
-            Self::ArtifactNotFound | Self::ChallengeNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::ArtifactNotFound | Self::ChallengeNotFound | Self::NotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::ArtifactTooLarge | Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -182,7 +184,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with a code and a client-facing detail.
     pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
-        Self { code, detail: detail.into(), retry_after: None }
+        Self {
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
     }
 
     /// Adds a `Retry-After` hint.
@@ -194,7 +200,10 @@ impl ApiError {
     /// An internal error: logs the cause (which may hold internals) and tells the client nothing of it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(ErrorCode::Internal, "an internal error occurred; quote the request id when reporting it")
+        Self::new(
+            ErrorCode::Internal,
+            "an internal error occurred; quote the request id when reporting it",
+        )
     }
 
     /// Shorthand for `invalid_request`.
@@ -219,7 +228,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut res = self.code.status().into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res.extensions_mut().insert(PendingProblem(self));
         res
@@ -238,9 +248,11 @@ pub fn render_problem(err: &ApiError, request_id: &str) -> Response {
     };
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut res = (err.code.status(), body).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     if let Some(secs) = err.retry_after {
-        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
 }
@@ -287,7 +299,10 @@ pub async fn problem_middleware(req: Request, next: Next) -> Response {
 /// Carries over headers set by inner layers (e.g. `Allow`, `Retry-After`) onto the rendered problem.
 fn keep_headers(mut out: Response, original: &Response) -> Response {
     for (name, value) in original.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH && !out.headers().contains_key(name) {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && !out.headers().contains_key(name)
+        {
             out.headers_mut().insert(name.clone(), value.clone());
         }
     }

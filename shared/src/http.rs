@@ -33,8 +33,13 @@ pub fn request_id_of(headers: &HeaderMap) -> String {
 pub struct MakeRequestUlid;
 
 impl tower_http::request_id::MakeRequestId for MakeRequestUlid {
-    fn make_request_id<B>(&mut self, _req: &http::Request<B>) -> Option<tower_http::request_id::RequestId> {
-        HeaderValue::from_str(&ulid::Ulid::new().to_string()).ok().map(Into::into)
+    fn make_request_id<B>(
+        &mut self,
+        _req: &http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        HeaderValue::from_str(&ulid::Ulid::new().to_string())
+            .ok()
+            .map(Into::into)
     }
 }
 
@@ -42,7 +47,11 @@ impl tower_http::request_id::MakeRequestId for MakeRequestUlid {
 pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     let bad = req.headers().get(&REQUEST_ID).is_some_and(|v| {
         let b = v.as_bytes();
-        b.is_empty() || b.len() > 64 || !b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+        b.is_empty()
+            || b.len() > 64
+            || !b
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
     });
     if bad {
         req.headers_mut().remove(&REQUEST_ID);
@@ -64,13 +73,21 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                ApiError::new(ErrorCode::UnsupportedMedia, "expected a request body with Content-Type: application/json")
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                ErrorCode::UnsupportedMedia,
+                "expected a request body with Content-Type: application/json",
+            ),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::invalid(format!("malformed JSON: {}", e.body_text()))
             }
-            JsonRejection::JsonSyntaxError(e) => ApiError::invalid(format!("malformed JSON: {}", e.body_text())),
             JsonRejection::JsonDataError(e) => ApiError::invalid(e.body_text()),
-            JsonRejection::BytesRejection(e) if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::new(ErrorCode::PayloadTooLarge, "the request body exceeds this route's limit")
+            JsonRejection::BytesRejection(e)
+                if e.status() == http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "the request body exceeds this route's limit",
+                )
             }
             other => ApiError::invalid(other.body_text()),
         }
@@ -91,9 +108,16 @@ pub struct TraceContext {
 impl TraceContext {
     /// Continues the caller's trace when its `traceparent` is valid, else starts a new one.
     pub fn continue_or_start(headers: &HeaderMap) -> Self {
-        let parsed = headers.get(&TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        let parsed = headers
+            .get(&TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_traceparent);
         let (trace_id, flags) = parsed.unwrap_or_else(|| (random_hex(16), "01".to_owned()));
-        Self { trace_id, span_id: random_hex(8), flags }
+        Self {
+            trace_id,
+            span_id: random_hex(8),
+            flags,
+        }
     }
 
     /// The `traceparent` value naming this server's span.
@@ -104,8 +128,13 @@ impl TraceContext {
 
 fn parse_traceparent(v: &str) -> Option<(String, String)> {
     let mut parts = v.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     let ok = hex(version, 2)
         && version != "ff"
         && hex(trace, 32)
@@ -135,13 +164,18 @@ pub async fn observe_middleware(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!("request", %request_id, trace_id = %trace.trace_id, %method, %route);
+    let span =
+        tracing::info_span!("request", %request_id, trace_id = %trace.trace_id, %method, %route);
     let mut res = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
     crate::metrics::record_request(&route, method.as_str(), status, elapsed);
     span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1e3, "request finished");
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1e3,
+            "request finished"
+        );
     });
     if let Ok(v) = HeaderValue::from_str(&trace.header_value()) {
         res.headers_mut().insert(TRACEPARENT.clone(), v);

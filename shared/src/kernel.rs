@@ -29,7 +29,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     audit::{AuditSetupError, Auditor, Jwks},
-    auth::{Authenticator, JwksSource, dev::DevIssuer, dev::DEV_ISSUER},
+    auth::{Authenticator, JwksSource, dev::DEV_ISSUER, dev::DevIssuer},
     config::{CommonConfig, RegionStore},
     error::{ApiError, ErrorCode},
     http::{MakeRequestUlid, REQUEST_ID},
@@ -79,7 +79,10 @@ pub struct Kernel {
 
 impl std::fmt::Debug for Kernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Kernel").field("service", &self.service).field("stores", &self.stores).finish()
+        f.debug_struct("Kernel")
+            .field("service", &self.service)
+            .field("stores", &self.stores)
+            .finish()
     }
 }
 
@@ -87,25 +90,37 @@ impl Kernel {
     /// Builds the kernel from configuration: opens stores, keys and ledger, loads the gateway key set.
     pub async fn build(service: ServiceName, config: CommonConfig) -> Result<Self, KernelError> {
         std::fs::create_dir_all(&config.data_dir)?;
+        crate::metrics::init();
         let (auth, dev_issuer) = match &config.auth.jwks {
             Some(location) => {
-                let issuer = config
-                    .auth
-                    .issuer
-                    .clone()
-                    .ok_or_else(|| KernelError::Config("auth.issuer is required when auth.jwks is set".into()))?;
-                let jwks = JwksSource::from_location(location).await.map_err(|e| KernelError::Auth(e.to_string()))?;
-                (Authenticator::new(service.as_str(), issuer, jwks, &config.auth), false)
+                let issuer = config.auth.issuer.clone().ok_or_else(|| {
+                    KernelError::Config("auth.issuer is required when auth.jwks is set".into())
+                })?;
+                let jwks = JwksSource::from_location(location)
+                    .await
+                    .map_err(|e| KernelError::Auth(e.to_string()))?;
+                (
+                    Authenticator::new(service.as_str(), issuer, jwks, &config.auth),
+                    false,
+                )
             }
             None => {
-                let dev = DevIssuer::load_or_create(&config.data_dir).map_err(|e| KernelError::Auth(e.to_string()))?;
+                let dev = DevIssuer::load_or_create(&config.data_dir)
+                    .map_err(|e| KernelError::Auth(e.to_string()))?;
                 tracing::warn!(
                     issuer = DEV_ISSUER,
                     "TRUSTING THE LOCAL DEV ISSUER: anyone with this machine's data dir can mint tokens. \
                      Set IDV_AUTH__JWKS and IDV_AUTH__ISSUER for any shared or production deployment."
                 );
-                let issuer = config.auth.issuer.clone().unwrap_or_else(|| DEV_ISSUER.to_owned());
-                (Authenticator::new(service.as_str(), issuer, dev.jwks_source(), &config.auth), true)
+                let issuer = config
+                    .auth
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| DEV_ISSUER.to_owned());
+                (
+                    Authenticator::new(service.as_str(), issuer, dev.jwks_source(), &config.auth),
+                    true,
+                )
             }
         };
         let stores = build_stores(&config).await?;
@@ -147,7 +162,9 @@ impl Kernel {
     pub fn reload(&self) {
         match self.auditor.reload_keys() {
             Ok(kid) => tracing::info!(active_kid = %kid, "audit keys reloaded"),
-            Err(e) => tracing::error!(error = %e, "audit key reload failed; keeping the current keys"),
+            Err(e) => {
+                tracing::error!(error = %e, "audit key reload failed; keeping the current keys")
+            }
         }
         if let Ok(hooks) = self.reload_hooks.lock() {
             for hook in hooks.iter() {
@@ -160,10 +177,13 @@ impl Kernel {
 async fn build_stores(config: &CommonConfig) -> Result<ArtifactStores, KernelError> {
     let mut regions: BTreeMap<Residency, Arc<dyn ObjectStore>> = BTreeMap::new();
     for (name, store) in config.effective_regions() {
-        let region: Residency = name.parse().map_err(|e| KernelError::Config(format!("region '{name}': {e}")))?;
+        let region: Residency = name
+            .parse()
+            .map_err(|e| KernelError::Config(format!("region '{name}': {e}")))?;
         let store: Arc<dyn ObjectStore> = match store {
             RegionStore::Local { path } => {
-                let path = path.unwrap_or_else(|| config.data_dir.join("artifacts").join(region.as_str()));
+                let path =
+                    path.unwrap_or_else(|| config.data_dir.join("artifacts").join(region.as_str()));
                 Arc::new(LocalStore::open(path)?)
             }
             RegionStore::S3(settings) => Arc::new(S3Store::connect(&settings).await),
@@ -207,7 +227,11 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The base OpenAPI document of a service.
-pub fn base_openapi(service: ServiceName, version: &str, description: &str) -> utoipa::openapi::OpenApi {
+pub fn base_openapi(
+    service: ServiceName,
+    version: &str,
+    description: &str,
+) -> utoipa::openapi::OpenApi {
     let mut doc = CommonApi::openapi();
     doc.info.title = format!("idv {service}");
     doc.info.version = version.to_owned();
@@ -228,7 +252,10 @@ pub struct Health {
 /// The process is alive.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz(State(kernel): State<Arc<Kernel>>) -> axum::Json<Health> {
-    axum::Json(Health { status: "ok", service: kernel.service })
+    axum::Json(Health {
+        status: "ok",
+        service: kernel.service,
+    })
 }
 
 /// Models are loaded and every region's store answers.
@@ -241,17 +268,31 @@ async fn readyz(State(kernel): State<Arc<Kernel>>) -> Result<axum::Json<Health>,
     let unreachable = kernel.stores.unreachable().await;
     if !unreachable.is_empty() {
         let names: Vec<&str> = unreachable.iter().map(Residency::as_str).collect();
-        return Err(ApiError::new(ErrorCode::StoreUnavailable, format!("stores not answering: {}", names.join(", ")))
-            .retry_after(5));
+        return Err(ApiError::new(
+            ErrorCode::StoreUnavailable,
+            format!("stores not answering: {}", names.join(", ")),
+        )
+        .retry_after(5));
     }
     let waiting: Vec<&str> = match kernel.components.lock() {
-        Ok(c) => c.iter().filter(|(_, ready)| !**ready).map(|(name, _)| *name).collect(),
+        Ok(c) => c
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(name, _)| *name)
+            .collect(),
         Err(_) => vec!["components"],
     };
     if !waiting.is_empty() {
-        return Err(ApiError::new(ErrorCode::Overloaded, format!("not ready: {}", waiting.join(", "))).retry_after(5));
+        return Err(ApiError::new(
+            ErrorCode::Overloaded,
+            format!("not ready: {}", waiting.join(", ")),
+        )
+        .retry_after(5));
     }
-    Ok(axum::Json(Health { status: "ready", service: kernel.service }))
+    Ok(axum::Json(Health {
+        status: "ready",
+        service: kernel.service,
+    }))
 }
 
 /// Prometheus metrics (text exposition format).
@@ -259,7 +300,10 @@ async fn readyz(State(kernel): State<Arc<Kernel>>) -> Result<axum::Json<Health>,
     responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics_endpoint() -> Response {
     let mut res = crate::metrics::render().into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
     res
 }
 
@@ -267,12 +311,28 @@ async fn metrics_endpoint() -> Response {
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "operations", responses((status = 200, body = Jwks)))]
 async fn jwks(State(kernel): State<Arc<Kernel>>) -> Response {
     let mut res = axum::Json(kernel.auditor.jwks()).into_response();
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     res
 }
 
 async fn not_found() -> ApiError {
     ApiError::new(ErrorCode::NotFound, "no route matches this path")
+}
+
+/// The endpoints every service has: health, readiness, metrics, audit keys.
+pub fn common_routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Kernel>: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_endpoint))
+        .routes(routes!(jwks))
 }
 
 /// Assembles a service: its routes plus the common ones, OpenAPI at `/openapi.json` and `/docs`, the fallback,
@@ -289,14 +349,15 @@ where
 {
     let http = kernel.config.http;
     let (router, api) = OpenApiRouter::with_openapi(doc)
-        .routes(routes!(healthz))
-        .routes(routes!(readyz))
-        .routes(routes!(metrics_endpoint))
-        .routes(routes!(jwks))
+        .merge(common_routes())
         .merge(service_routes)
         .split_for_parts();
     let overloaded = |_: tower::BoxError| async {
-        ApiError::new(ErrorCode::Overloaded, "too many requests in flight; retry shortly").retry_after(1)
+        ApiError::new(
+            ErrorCode::Overloaded,
+            "too many requests in flight; retry shortly",
+        )
+        .retry_after(1)
     };
     let router = router
         .fallback(not_found)
@@ -308,7 +369,10 @@ where
         )
         .layer(DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(http.request_timeout_secs)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(http.request_timeout_secs),
+        ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(crate::error::problem_middleware))
         .layer(middleware::from_fn(crate::http::observe_middleware))
@@ -321,11 +385,17 @@ where
 }
 
 /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and flushes the ledger. SIGHUP reloads.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, kernel: Arc<Kernel>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    kernel: Arc<Kernel>,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(service = %kernel.service, %addr, "listening");
     spawn_reload_on_sighup(kernel.clone());
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     tracing::info!("in-flight requests finished; flushing the audit ledger");
     kernel.auditor.shutdown();
     Ok(())
@@ -334,7 +404,9 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router, kernel: Ar
 fn spawn_reload_on_sighup(kernel: Arc<Kernel>) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
-        let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
         while hup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading");
             kernel.reload();

@@ -20,7 +20,11 @@ pub struct RateLimitSettings {
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
-        Self { requests_per_second: 200.0, burst: 400.0, max_keys: 100_000 }
+        Self {
+            requests_per_second: 200.0,
+            burst: 400.0,
+            max_keys: 100_000,
+        }
     }
 }
 
@@ -40,31 +44,51 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// A limiter with these settings.
     pub fn new(settings: RateLimitSettings) -> Self {
-        Self { settings, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            settings,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes one token for `(tenant, route)`, or answers `rate_limited` with the seconds until one is free.
     pub fn check(&self, tenant: &str, route: &str) -> Result<(), ApiError> {
-        let RateLimitSettings { requests_per_second: rate, burst, max_keys } = self.settings;
+        let RateLimitSettings {
+            requests_per_second: rate,
+            burst,
+            max_keys,
+        } = self.settings;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let key = (tenant.to_owned(), route.to_owned());
         if !buckets.contains_key(&key) && buckets.len() >= max_keys {
             // Full buckets belong to idle keys: forgetting them changes nothing.
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
+            buckets
+                .retain(|_, b| b.tokens + now.duration_since(b.last).as_secs_f64() * rate < burst);
             if buckets.len() >= max_keys {
-                return Err(ApiError::new(ErrorCode::RateLimited, "too many distinct callers; retry shortly").retry_after(1));
+                return Err(ApiError::new(
+                    ErrorCode::RateLimited,
+                    "too many distinct callers; retry shortly",
+                )
+                .retry_after(1));
             }
         }
-        let bucket = buckets.entry(key).or_insert(Bucket { tokens: burst, last: now });
-        bucket.tokens = (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: burst,
+            last: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.last).as_secs_f64() * rate).min(burst);
         bucket.last = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
             Ok(())
         } else {
             let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64;
-            Err(ApiError::new(ErrorCode::RateLimited, "rate limit for this tenant and route exceeded").retry_after(wait))
+            Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "rate limit for this tenant and route exceeded",
+            )
+            .retry_after(wait))
         }
     }
 }
@@ -75,22 +99,39 @@ mod tests {
 
     #[test]
     fn buckets_are_per_tenant_and_route() {
-        let limiter = RateLimiter::new(RateLimitSettings { requests_per_second: 0.5, burst: 2.0, max_keys: 10 });
+        let limiter = RateLimiter::new(RateLimitSettings {
+            requests_per_second: 0.5,
+            burst: 2.0,
+            max_keys: 10,
+        });
         assert!(limiter.check("a", "/x").is_ok());
         assert!(limiter.check("a", "/x").is_ok());
         let err = limiter.check("a", "/x").unwrap_err();
         assert_eq!(err.code, ErrorCode::RateLimited);
         assert_eq!(err.retry_after, Some(2));
-        assert!(limiter.check("b", "/x").is_ok(), "another tenant is not limited");
-        assert!(limiter.check("a", "/y").is_ok(), "another route is not limited");
+        assert!(
+            limiter.check("b", "/x").is_ok(),
+            "another tenant is not limited"
+        );
+        assert!(
+            limiter.check("a", "/y").is_ok(),
+            "another route is not limited"
+        );
     }
 
     #[test]
     fn key_count_is_bounded() {
-        let limiter = RateLimiter::new(RateLimitSettings { requests_per_second: 0.001, burst: 1.0, max_keys: 3 });
+        let limiter = RateLimiter::new(RateLimitSettings {
+            requests_per_second: 0.001,
+            burst: 1.0,
+            max_keys: 3,
+        });
         for t in ["a", "b", "c"] {
             limiter.check(t, "/x").unwrap();
         }
-        assert_eq!(limiter.check("d", "/x").unwrap_err().code, ErrorCode::RateLimited);
+        assert_eq!(
+            limiter.check("d", "/x").unwrap_err().code,
+            ErrorCode::RateLimited
+        );
     }
 }

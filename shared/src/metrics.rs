@@ -63,5 +63,6 @@ pub fn record_verdict(service: &'static str, verdict: &'static str, reasons: &[&
 
 /// Counts one object-store error by region and kind.
 pub fn record_store_error(region: &str, kind: &'static str) {
-    metrics::counter!("store_errors_total", "region" => region.to_owned(), "kind" => kind).increment(1);
+    metrics::counter!("store_errors_total", "region" => region.to_owned(), "kind" => kind)
+        .increment(1);
 }

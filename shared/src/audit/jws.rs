@@ -74,7 +74,10 @@ pub struct Jwks {
 
 impl Jwks {
     fn verifying_key(&self, kid: &str) -> Option<VerifyingKey> {
-        let jwk = self.keys.iter().find(|k| k.kid == kid && k.kty == "OKP" && k.crv == "Ed25519")?;
+        let jwk = self
+            .keys
+            .iter()
+            .find(|k| k.kid == kid && k.kty == "OKP" && k.crv == "Ed25519")?;
         let raw: [u8; 32] = B64.decode(&jwk.x).ok()?.try_into().ok()?;
         VerifyingKey::from_bytes(&raw).ok()
     }
@@ -82,7 +85,11 @@ impl Jwks {
 
 /// Signs claims as a compact JWS with `alg: EdDSA` and the key's `kid`.
 pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &SigningKey) -> String {
-    let header = Header { alg: "EdDSA".into(), typ: Some("JWT".into()), kid: Some(kid.into()) };
+    let header = Header {
+        alg: "EdDSA".into(),
+        typ: Some("JWT".into()),
+        kid: Some(kid.into()),
+    };
     // Serializing plain structs to JSON cannot fail; an empty object keeps the signature honest if it did.
     let header = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
     let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
@@ -94,24 +101,37 @@ pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &SigningKey) -> String {
 /// Verifies a compact JWS against a key set and returns its claims. Only `EdDSA` is accepted.
 pub fn verify<C: DeserializeOwned>(token: &str, jwks: &Jwks) -> Result<C, JwsError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(JwsError::Malformed);
     };
-    let header: Header =
-        serde_json::from_slice(&B64.decode(h).map_err(|_| JwsError::Malformed)?).map_err(|_| JwsError::Malformed)?;
+    let header: Header = serde_json::from_slice(&B64.decode(h).map_err(|_| JwsError::Malformed)?)
+        .map_err(|_| JwsError::Malformed)?;
     if header.alg != "EdDSA" {
         return Err(JwsError::Algorithm);
     }
-    let key = header.kid.as_deref().and_then(|kid| jwks.verifying_key(kid)).ok_or(JwsError::UnknownKid)?;
-    let sig: [u8; 64] = B64.decode(s).map_err(|_| JwsError::Malformed)?.try_into().map_err(|_| JwsError::Malformed)?;
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| jwks.verifying_key(kid))
+        .ok_or(JwsError::UnknownKid)?;
+    let sig: [u8; 64] = B64
+        .decode(s)
+        .map_err(|_| JwsError::Malformed)?
+        .try_into()
+        .map_err(|_| JwsError::Malformed)?;
     let sig = ed25519_dalek::Signature::from_bytes(&sig);
-    key.verify_strict(format!("{h}.{p}").as_bytes(), &sig).map_err(|_| JwsError::Signature)?;
-    serde_json::from_slice(&B64.decode(p).map_err(|_| JwsError::Malformed)?).map_err(|_| JwsError::Malformed)
+    key.verify_strict(format!("{h}.{p}").as_bytes(), &sig)
+        .map_err(|_| JwsError::Signature)?;
+    serde_json::from_slice(&B64.decode(p).map_err(|_| JwsError::Malformed)?)
+        .map_err(|_| JwsError::Malformed)
 }
 
 /// Reads a token's header `kid` without verifying anything (for error messages and key lookup).
 pub fn peek_kid(token: &str) -> Option<String> {
-    let header: Header = serde_json::from_slice(&B64.decode(token.split('.').next()?).ok()?).ok()?;
+    let header: Header =
+        serde_json::from_slice(&B64.decode(token.split('.').next()?).ok()?).ok()?;
     header.kid
 }
 
@@ -138,20 +158,36 @@ pub struct KeyRing {
 impl std::fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kids: Vec<&str> = self.keys.iter().map(|(k, _)| k.as_str()).collect();
-        f.debug_struct("KeyRing").field("path", &self.path).field("kids", &kids).field("secrets", &"[redacted]").finish()
+        f.debug_struct("KeyRing")
+            .field("path", &self.path)
+            .field("kids", &kids)
+            .field("secrets", &"[redacted]")
+            .finish()
     }
 }
 
 fn key_err(path: &Path, cause: impl std::fmt::Display) -> JwsError {
-    JwsError::KeyFile { path: path.to_owned(), cause: cause.to_string() }
+    JwsError::KeyFile {
+        path: path.to_owned(),
+        cause: cause.to_string(),
+    }
 }
 
 fn new_key() -> Result<(String, SigningKey, StoredKey), getrandom::Error> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)?;
     let created_at = Utc::now();
-    let kid = format!("{}-{}", created_at.format("%Y%m%d"), &ulid::Ulid::new().to_string()[16..]).to_lowercase();
-    let stored = StoredKey { kid: kid.clone(), created_at, seed: B64.encode(seed) };
+    let kid = format!(
+        "{}-{}",
+        created_at.format("%Y%m%d"),
+        &ulid::Ulid::new().to_string()[16..]
+    )
+    .to_lowercase();
+    let stored = StoredKey {
+        kid: kid.clone(),
+        created_at,
+        seed: B64.encode(seed),
+    };
     Ok((kid, SigningKey::from_bytes(&seed), stored))
 }
 
@@ -181,7 +217,10 @@ impl KeyRing {
         if keys.is_empty() {
             return Err(key_err(path, "no keys"));
         }
-        Ok(Self { path: path.to_owned(), keys })
+        Ok(Self {
+            path: path.to_owned(),
+            keys,
+        })
     }
 
     /// Adds a new key that signs from now on; older keys stay in the JWKS so old tokens still verify.
@@ -246,7 +285,9 @@ fn write_key_file(path: &Path, file: &KeyFile) -> Result<(), JwsError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| key_err(path, e))?;
-    f.write_all(&body).and_then(|()| f.sync_all()).map_err(|e| key_err(path, e))?;
+    f.write_all(&body)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| key_err(path, e))?;
     std::fs::rename(&tmp, path).map_err(|e| key_err(path, e))
 }
 
@@ -277,12 +318,24 @@ mod tests {
         // Tampered payload, forged alg, unknown kid.
         let mut parts: Vec<String> = fresh.split('.').map(str::to_owned).collect();
         parts[1] = B64.encode(br#"{"n":3}"#);
-        assert!(matches!(verify::<AnyClaims>(&parts.join("."), &jwks), Err(JwsError::Signature)));
+        assert!(matches!(
+            verify::<AnyClaims>(&parts.join("."), &jwks),
+            Err(JwsError::Signature)
+        ));
         parts[0] = B64.encode(br#"{"alg":"none","kid":"x"}"#);
-        assert!(matches!(verify::<AnyClaims>(&parts.join("."), &jwks), Err(JwsError::Algorithm)));
+        assert!(matches!(
+            verify::<AnyClaims>(&parts.join("."), &jwks),
+            Err(JwsError::Algorithm)
+        ));
         let stranger = KeyRing::load_or_create(&dir.path().join("other.json")).unwrap();
-        assert!(matches!(verify::<AnyClaims>(&stranger.sign(&1), &jwks), Err(JwsError::UnknownKid)));
+        assert!(matches!(
+            verify::<AnyClaims>(&stranger.sign(&1), &jwks),
+            Err(JwsError::UnknownKid)
+        ));
         let mode = std::fs::metadata(&path).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

@@ -96,32 +96,59 @@ pub enum Verification {
 /// Verifies a ledger file from the start and names the first broken entry.
 pub fn verify_file(path: &Path) -> Result<Verification, std::io::Error> {
     let reader = BufReader::new(File::open(path)?);
-    let mut head = ChainHead { seq: 0, hash: GENESIS.to_owned() };
+    let mut head = ChainHead {
+        seq: 0,
+        hash: GENESIS.to_owned(),
+    };
     for (i, line) in reader.split(b'\n').enumerate() {
         let line_no = i as u64 + 1;
         let raw = line?;
-        let broken = |seq, reason: &str| Verification::Broken { line: line_no, seq, reason: reason.to_owned() };
-        let Ok(text) = std::str::from_utf8(&raw) else { return Ok(broken(None, "not UTF-8")) };
+        let broken = |seq, reason: &str| Verification::Broken {
+            line: line_no,
+            seq,
+            reason: reason.to_owned(),
+        };
+        let Ok(text) = std::str::from_utf8(&raw) else {
+            return Ok(broken(None, "not UTF-8"));
+        };
         let Ok(entry) = serde_json::from_str::<Line<'_>>(text) else {
             return Ok(broken(None, "not a ledger entry"));
         };
         if entry.seq != head.seq + 1 {
-            return Ok(broken(Some(entry.seq), &format!("expected seq {}", head.seq + 1)));
+            return Ok(broken(
+                Some(entry.seq),
+                &format!("expected seq {}", head.seq + 1),
+            ));
         }
         if entry.prev != head.hash {
-            return Ok(broken(Some(entry.seq), "prev does not match the previous entry's hash"));
+            return Ok(broken(
+                Some(entry.seq),
+                "prev does not match the previous entry's hash",
+            ));
         }
         let expected = entry_hash(entry.seq, &entry.prev, entry.record.get());
         if entry.hash != expected {
-            return Ok(broken(Some(entry.seq), "hash does not match the entry's content"));
+            return Ok(broken(
+                Some(entry.seq),
+                "hash does not match the entry's content",
+            ));
         }
         // The line must be exactly what the writer would write: no edits hidden in whitespace.
-        if format_line(entry.seq, &entry.prev, entry.record.get(), &entry.hash).trim_end_matches('\n') != text {
+        if format_line(entry.seq, &entry.prev, entry.record.get(), &entry.hash)
+            .trim_end_matches('\n')
+            != text
+        {
             return Ok(broken(Some(entry.seq), "line is not in canonical form"));
         }
-        head = ChainHead { seq: entry.seq, hash: entry.hash };
+        head = ChainHead {
+            seq: entry.seq,
+            hash: entry.hash,
+        };
     }
-    Ok(Verification::Intact { entries: head.seq, head })
+    Ok(Verification::Intact {
+        entries: head.seq,
+        head,
+    })
 }
 
 struct Append {
@@ -152,21 +179,36 @@ impl Ledger {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
         let head = recover_head(&mut file, path)?;
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let thread = std::thread::Builder::new()
             .name("audit-ledger".into())
             .spawn(move || writer_loop(file, head, rx))?;
-        Ok(Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)), path: path.to_owned() })
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            path: path.to_owned(),
+        })
     }
 
     /// Appends a record and returns its `seq` once it is durable on disk.
     pub async fn append<T: serde::Serialize>(&self, record: &T) -> Result<u64, LedgerError> {
         let record = serde_json::to_string(record)?;
-        let tx = self.tx.lock().map_err(|_| LedgerError::Closed)?.clone().ok_or(LedgerError::Closed)?;
+        let tx = self
+            .tx
+            .lock()
+            .map_err(|_| LedgerError::Closed)?
+            .clone()
+            .ok_or(LedgerError::Closed)?;
         let (done, rx) = oneshot::channel();
-        tx.send(Append { record, done }).await.map_err(|_| LedgerError::Closed)?;
+        tx.send(Append { record, done })
+            .await
+            .map_err(|_| LedgerError::Closed)?;
         match rx.await {
             Ok(Ok(seq)) => Ok(seq),
             Ok(Err(e)) => Err(LedgerError::Io(std::io::Error::other(e))),
@@ -201,7 +243,10 @@ impl Drop for Ledger {
 
 /// Finds the last complete entry and cuts off a trailing partial line.
 fn recover_head(file: &mut File, path: &Path) -> Result<ChainHead, LedgerError> {
-    let mut head = ChainHead { seq: 0, hash: GENESIS.to_owned() };
+    let mut head = ChainHead {
+        seq: 0,
+        hash: GENESIS.to_owned(),
+    };
     let mut good_len = 0u64;
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(&mut *file);
@@ -213,7 +258,10 @@ fn recover_head(file: &mut File, path: &Path) -> Result<ChainHead, LedgerError> 
             break;
         }
         if let Ok(line) = serde_json::from_slice::<Line<'_>>(&buf) {
-            head = ChainHead { seq: line.seq, hash: line.hash };
+            head = ChainHead {
+                seq: line.seq,
+                hash: line.hash,
+            };
         }
         good_len += n as u64;
     }
@@ -248,17 +296,17 @@ fn writer_loop(mut file: File, mut head: ChainHead, mut rx: mpsc::Receiver<Appen
             seqs.push(seq);
         }
         let started = std::time::Instant::now();
-        let written = file
-            .metadata()
-            .and_then(|m| {
-                let before = m.len();
-                let res = file.write_all(out.as_bytes()).and_then(|()| file.sync_data());
-                if res.is_err() {
-                    // Undo a partial write so the file stays a valid chain and later appends link to it.
-                    let _ = file.set_len(before);
-                }
-                res
-            });
+        let written = file.metadata().and_then(|m| {
+            let before = m.len();
+            let res = file
+                .write_all(out.as_bytes())
+                .and_then(|()| file.sync_data());
+            if res.is_err() {
+                // Undo a partial write so the file stays a valid chain and later appends link to it.
+                let _ = file.set_len(before);
+            }
+            res
+        });
         crate::metrics::record_stage("ledger", "fsync", started.elapsed());
         match written {
             Ok(()) => {
@@ -289,25 +337,52 @@ mod tests {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
                 let ledger = ledger.clone();
-                tokio::spawn(async move { ledger.append(&serde_json::json!({"i": i})).await.unwrap() })
+                tokio::spawn(
+                    async move { ledger.append(&serde_json::json!({"i": i})).await.unwrap() },
+                )
             })
             .collect();
-        let mut seqs: Vec<u64> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let mut seqs: Vec<u64> = futures::future::join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         seqs.sort_unstable();
         assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
         ledger.shutdown();
-        assert!(matches!(verify_file(&path).unwrap(), Verification::Intact { entries: 200, .. }));
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verification::Intact { entries: 200, .. }
+        ));
 
         // Reopen and continue the chain.
         let ledger = Ledger::open(&path, 8).unwrap();
-        assert_eq!(ledger.append(&serde_json::json!({"i": "after"})).await.unwrap(), 201);
+        assert_eq!(
+            ledger
+                .append(&serde_json::json!({"i": "after"}))
+                .await
+                .unwrap(),
+            201
+        );
         ledger.shutdown();
-        assert!(matches!(verify_file(&path).unwrap(), Verification::Intact { entries: 201, .. }));
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verification::Intact { entries: 201, .. }
+        ));
 
         // Flip one byte inside entry 57's record: reported at line 57.
         let mut bytes = std::fs::read(&path).unwrap();
-        let line_start = bytes.split(|b| *b == b'\n').take(56).map(|l| l.len() + 1).sum::<usize>();
-        let pos = line_start + bytes[line_start..].windows(4).position(|w| w == b"\"i\":").unwrap() + 4;
+        let line_start = bytes
+            .split(|b| *b == b'\n')
+            .take(56)
+            .map(|l| l.len() + 1)
+            .sum::<usize>();
+        let pos = line_start
+            + bytes[line_start..]
+                .windows(4)
+                .position(|w| w == b"\"i\":")
+                .unwrap()
+            + 4;
         bytes[pos] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         match verify_file(&path).unwrap() {
@@ -327,8 +402,14 @@ mod tests {
         f.write_all(b"{\"seq\":2,\"prev\":\"ab").unwrap();
         drop(f);
         let ledger = Ledger::open(&path, 8).unwrap();
-        assert_eq!(ledger.append(&serde_json::json!({"a": 2})).await.unwrap(), 2);
+        assert_eq!(
+            ledger.append(&serde_json::json!({"a": 2})).await.unwrap(),
+            2
+        );
         ledger.shutdown();
-        assert!(matches!(verify_file(&path).unwrap(), Verification::Intact { entries: 2, .. }));
+        assert!(matches!(
+            verify_file(&path).unwrap(),
+            Verification::Intact { entries: 2, .. }
+        ));
     }
 }

@@ -17,7 +17,9 @@ pub use ledger::{Ledger, Verification};
 
 use crate::{
     error::ApiError,
-    verdict::{ArtifactRef, ModelRef, ServiceName, Verdict, VerdictDraft, new_verification_id, sha256_hex},
+    verdict::{
+        ArtifactRef, ModelRef, ServiceName, Verdict, VerdictDraft, new_verification_id, sha256_hex,
+    },
 };
 
 /// What an audit token asserts, and what the ledger records (plus the token's digest). Ids, digests and codes
@@ -65,7 +67,10 @@ pub struct Auditor {
 
 impl std::fmt::Debug for Auditor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Auditor").field("service", &self.service).field("ledger", &self.ledger).finish()
+        f.debug_struct("Auditor")
+            .field("service", &self.service)
+            .field("ledger", &self.ledger)
+            .finish()
     }
 }
 
@@ -90,7 +95,12 @@ impl Auditor {
     ) -> Result<Self, AuditSetupError> {
         let keys = KeyRing::load_or_create(keys_path)?;
         let ledger = Ledger::open(ledger_path, queue_capacity)?;
-        Ok(Self { service, keys: RwLock::new(Arc::new(keys)), keys_path: keys_path.to_owned(), ledger })
+        Ok(Self {
+            service,
+            keys: RwLock::new(Arc::new(keys)),
+            keys_path: keys_path.to_owned(),
+            ledger,
+        })
     }
 
     fn ring(&self) -> Arc<KeyRing> {
@@ -116,7 +126,11 @@ impl Auditor {
     }
 
     /// Signs a verdict, makes its ledger entry durable, and only then returns it.
-    pub async fn issue<R: Serialize>(&self, tenant: &str, draft: VerdictDraft<R>) -> Result<Verdict<R>, ApiError> {
+    pub async fn issue<R: Serialize>(
+        &self,
+        tenant: &str,
+        draft: VerdictDraft<R>,
+    ) -> Result<Verdict<R>, ApiError> {
         let started = Instant::now();
         let created_at = Utc::now();
         let id = new_verification_id();
@@ -127,17 +141,27 @@ impl Auditor {
             tenant: tenant.to_owned(),
             verdict: draft.verdict.as_str().to_owned(),
             confidence: draft.confidence,
-            reasons: draft.reasons.iter().map(|r| r.code.as_str().to_owned()).collect(),
+            reasons: draft
+                .reasons
+                .iter()
+                .map(|r| r.code.as_str().to_owned())
+                .collect(),
             artifacts: draft.artifacts.clone(),
             model: draft.model.clone(),
             result_sha256: sha256_hex(&result_json),
             iat: created_at.timestamp(),
         };
         let audit_token = self.ring().sign(&claims);
-        let record = LedgerRecord { claims: &claims, token_sha256: sha256_hex(audit_token.as_bytes()) };
+        let record = LedgerRecord {
+            claims: &claims,
+            token_sha256: sha256_hex(audit_token.as_bytes()),
+        };
         self.ledger.append(&record).await.map_err(|e| {
             tracing::error!(error = %e, "audit ledger append failed; verdict withheld");
-            ApiError::new(crate::error::ErrorCode::Internal, "the verdict could not be recorded; it was not issued")
+            ApiError::new(
+                crate::error::ErrorCode::Internal,
+                "the verdict could not be recorded; it was not issued",
+            )
         })?;
         crate::metrics::record_stage(self.service.as_str(), "audit", started.elapsed());
         let reasons: Vec<&'static str> = draft.reasons.iter().map(|r| r.code.as_str()).collect();

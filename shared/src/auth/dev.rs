@@ -57,13 +57,17 @@ impl DevIssuer {
 
     /// Loads the dev key, creating it on first run.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, JwsError> {
-        Ok(Self { ring: KeyRing::load_or_create(&Self::key_path(data_dir))? })
+        Ok(Self {
+            ring: KeyRing::load_or_create(&Self::key_path(data_dir))?,
+        })
     }
 
     /// The dev key's public JWKS, as the authenticator consumes it.
     pub fn jwks_source(&self) -> JwksSource {
         let json = serde_json::to_value(self.ring.jwks()).unwrap_or_default();
-        JwksSource::Static(serde_json::from_value(json).unwrap_or(jsonwebtoken::jwk::JwkSet { keys: vec![] }))
+        JwksSource::Static(
+            serde_json::from_value(json).unwrap_or(jsonwebtoken::jwk::JwkSet { keys: vec![] }),
+        )
     }
 
     /// Mints a gateway token.
@@ -96,6 +100,11 @@ impl DevIssuer {
 
     /// The dev key's public key bytes (tests use it to forge HS256 tokens "signed" with the public key).
     pub fn public_key_b64(&self) -> String {
-        self.ring.jwks().keys.first().map(|k| k.x.clone()).unwrap_or_default()
+        self.ring
+            .jwks()
+            .keys
+            .first()
+            .map(|k| k.x.clone())
+            .unwrap_or_default()
     }
 }

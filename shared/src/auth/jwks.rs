@@ -54,7 +54,8 @@ impl std::fmt::Debug for JwksSource {
 impl JwksSource {
     /// Reads a key set from a JSON file.
     pub fn from_file(path: &Path) -> Result<Self, JwksError> {
-        let err = |e: &dyn std::fmt::Display| JwksError::File(path.display().to_string(), e.to_string());
+        let err =
+            |e: &dyn std::fmt::Display| JwksError::File(path.display().to_string(), e.to_string());
         let raw = std::fs::read(path).map_err(|e| err(&e))?;
         let set: JwkSet = serde_json::from_slice(&raw).map_err(|e| err(&e))?;
         Ok(Self::Static(set))
@@ -89,7 +90,12 @@ impl JwksSource {
     pub async fn find(&self, kid: &str) -> Option<Jwk> {
         match self {
             Self::Static(set) => set.find(kid).cloned(),
-            Self::Remote { url, client, cache, last_attempt } => {
+            Self::Remote {
+                url,
+                client,
+                cache,
+                last_attempt,
+            } => {
                 let (hit, stale) = {
                     let cached = cache.read().ok()?;
                     match cached.as_ref() {
@@ -100,7 +106,10 @@ impl JwksSource {
                 if hit.is_some() && !stale {
                     return hit;
                 }
-                let may_fetch = last_attempt.read().ok()?.is_none_or(|t| t.elapsed() > MIN_REFETCH);
+                let may_fetch = last_attempt
+                    .read()
+                    .ok()?
+                    .is_none_or(|t| t.elapsed() > MIN_REFETCH);
                 if !may_fetch {
                     return hit;
                 }

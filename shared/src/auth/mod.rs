@@ -26,7 +26,8 @@ use crate::{
 };
 
 /// Algorithms a gateway token may use. Never `none`, never HMAC.
-pub const ALLOWED_ALGORITHMS: [Algorithm; 3] = [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
+pub const ALLOWED_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256];
 
 /// Token checks that are not in the JWKS.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -44,7 +45,12 @@ pub struct AuthSettings {
 
 impl Default for AuthSettings {
     fn default() -> Self {
-        Self { issuer: None, jwks: None, max_lifetime_secs: 15 * 60, leeway_secs: 30 }
+        Self {
+            issuer: None,
+            jwks: None,
+            max_lifetime_secs: 15 * 60,
+            leeway_secs: 30,
+        }
     }
 }
 
@@ -150,9 +156,13 @@ impl Authenticator {
     /// Authenticates an `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let value = authorization.ok_or_else(|| unauthorized("missing bearer token"))?;
-        let (scheme, token) = value.split_once(' ').ok_or_else(|| unauthorized("malformed Authorization header"))?;
+        let (scheme, token) = value
+            .split_once(' ')
+            .ok_or_else(|| unauthorized("malformed Authorization header"))?;
         if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-            return Err(unauthorized("malformed Authorization header; expected 'Bearer <token>'"));
+            return Err(unauthorized(
+                "malformed Authorization header; expected 'Bearer <token>'",
+            ));
         }
         let token = token.trim();
         // An unknown `alg` (including `none`) does not even parse as a header.
@@ -161,12 +171,24 @@ impl Authenticator {
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
             return Err(unauthorized("token algorithm not allowed"));
         }
-        let kid = header.kid.as_deref().ok_or_else(|| unauthorized("token has no key id"))?;
-        let jwk = self.jwks.find(kid).await.ok_or_else(|| unauthorized("token signed by an unknown key"))?;
-        if jwk.common.key_algorithm.is_some_and(|a| a.to_string() != format!("{:?}", header.alg)) {
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or_else(|| unauthorized("token has no key id"))?;
+        let jwk = self
+            .jwks
+            .find(kid)
+            .await
+            .ok_or_else(|| unauthorized("token signed by an unknown key"))?;
+        if jwk
+            .common
+            .key_algorithm
+            .is_some_and(|a| a.to_string() != format!("{:?}", header.alg))
+        {
             return Err(unauthorized("token algorithm does not match its key"));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| unauthorized("token signed by an unusable key"))?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| unauthorized("token signed by an unusable key"))?;
 
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&self.issuer]);
@@ -184,7 +206,7 @@ impl Authenticator {
                 ErrorKind::InvalidAlgorithm => "token algorithm does not match its key",
                 ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim (exp, iat, iss, aud)",
                 ErrorKind::Json(_) | ErrorKind::InvalidClaimFormat(_) => {
-                    "token claims malformed (tenant, scope and residency are required)"
+                    "token claims malformed or missing (exp, iat, tenant, scope and residency are required)"
                 }
                 _ => "token invalid",
             })
@@ -207,7 +229,11 @@ impl Authenticator {
             .map(|r| r.parse())
             .collect::<Result<Vec<Residency>, _>>()
             .map_err(|_| unauthorized("token residency claim holds an invalid region"))?;
-        Ok(Caller { tenant: claims.tenant, scopes: claims.scope.into_vec(), regions })
+        Ok(Caller {
+            tenant: claims.tenant,
+            scopes: claims.scope.into_vec(),
+            regions,
+        })
     }
 }
 
@@ -236,13 +262,26 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
         let kernel = Arc::<Kernel>::from_ref(state);
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
         let caller = kernel.auth.authenticate(header).await?;
         if !caller.has_scope(S::NAME) {
-            return Err(ApiError::new(ErrorCode::Forbidden, format!("the token lacks scope '{}'", S::NAME)));
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("the token lacks scope '{}'", S::NAME),
+            ));
         }
-        let route = parts.extensions.get::<MatchedPath>().map(|p| p.as_str()).unwrap_or("unmatched");
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| p.as_str())
+            .unwrap_or("unmatched");
         kernel.limiter.check(&caller.tenant, route)?;
-        Ok(Self { caller, _scope: PhantomData })
+        Ok(Self {
+            caller,
+            _scope: PhantomData,
+        })
     }
 }

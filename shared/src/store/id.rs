@@ -31,8 +31,13 @@ impl FromStr for Residency {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let ok = (1..=16).contains(&s.len())
             && s.as_bytes()[0].is_ascii_lowercase()
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok { Ok(Self(s.to_owned())) } else { Err(IdError::BadRegion) }
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(IdError::BadRegion)
+        }
     }
 }
 
@@ -54,7 +59,10 @@ pub struct ArtifactId {
 impl ArtifactId {
     /// A fresh ID in a region.
     pub fn generate(region: Residency) -> Self {
-        Self { region, ulid: ulid::Ulid::new() }
+        Self {
+            region,
+            ulid: ulid::Ulid::new(),
+        }
     }
 
     /// The region the ID resolves to.

@@ -31,10 +31,17 @@ impl LocalStore {
 
     fn paths(&self, key: &str) -> Result<(PathBuf, PathBuf), StoreError> {
         // Keys come from parsed ArtifactIds, but the store does not rely on that: no separators, no dots.
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(StoreError::NotFound);
         }
-        Ok((self.root.join(key), self.root.join(format!("{key}.meta.json"))))
+        Ok((
+            self.root.join(key),
+            self.root.join(format!("{key}.meta.json")),
+        ))
     }
 }
 
@@ -63,29 +70,54 @@ impl ObjectStore for LocalStore {
         }
         // Read through a limit too: the file may grow between the stat and the read.
         let mut buf = Vec::with_capacity(size as usize);
-        file.take(max_bytes + 1).read_to_end(&mut buf).await.map_err(unavailable)?;
+        file.take(max_bytes + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(unavailable)?;
         if buf.len() as u64 > max_bytes {
-            return Err(StoreError::TooLarge { size: buf.len() as u64 });
+            return Err(StoreError::TooLarge {
+                size: buf.len() as u64,
+            });
         }
         let residency_tag = match tokio::fs::read(&meta).await {
-            Ok(raw) => serde_json::from_slice::<Sidecar>(&raw).ok().map(|s| s.residency),
+            Ok(raw) => serde_json::from_slice::<Sidecar>(&raw)
+                .ok()
+                .map(|s| s.residency),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(unavailable(e)),
         };
-        Ok(StoredObject { bytes: Bytes::from(buf), residency_tag })
+        Ok(StoredObject {
+            bytes: Bytes::from(buf),
+            residency_tag,
+        })
     }
 
-    async fn put(&self, key: &str, bytes: Bytes, residency: &Residency, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        residency: &Residency,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         let (data, meta) = self.paths(key)?;
-        let sidecar = Sidecar { residency: residency.as_str().to_owned(), content_type: content_type.to_owned() };
-        let sidecar = serde_json::to_vec(&sidecar).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let sidecar = Sidecar {
+            residency: residency.as_str().to_owned(),
+            content_type: content_type.to_owned(),
+        };
+        let sidecar =
+            serde_json::to_vec(&sidecar).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         // Sidecar first: an object without its tag is refused on read, never served untagged.
-        write_atomically(&meta, &sidecar).await.map_err(unavailable)?;
+        write_atomically(&meta, &sidecar)
+            .await
+            .map_err(unavailable)?;
         write_atomically(&data, &bytes).await.map_err(unavailable)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        tokio::fs::metadata(&self.root).await.map(|_| ()).map_err(unavailable)
+        tokio::fs::metadata(&self.root)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
     }
 
     fn describe(&self) -> String {

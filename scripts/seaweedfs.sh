@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Starts (or stops) a local SeaweedFS with an S3 gateway on 127.0.0.1 and one bucket per test region.
+#   scripts/seaweedfs.sh start   # idempotent; prints the env the tests read
+#   scripts/seaweedfs.sh stop
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+S3_PORT="${IDV_TEST_S3_PORT:-18333}"
+DIR="$CACHE/seaweedfs"
+PIDFILE="$DIR/weed.pid"
+KEY=idvtestkey
+SECRET=idvtestsecret
+
+bucket_ok() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
+    "http://127.0.0.1:$S3_PORT/$1" -X HEAD | grep -q '^200$'
+}
+
+start() {
+  ensure_tools
+  if bucket_ok idv-eu && bucket_ok idv-us; then log "SeaweedFS already answering on :$S3_PORT"; return; fi
+  mkdir -p "$DIR/data"
+  cat > "$DIR/s3.json" <<JSON
+{"identities":[{"name":"idv-test","credentials":[{"accessKey":"$KEY","secretKey":"$SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
+JSON
+  log "starting SeaweedFS (S3 on 127.0.0.1:$S3_PORT, buckets idv-eu and idv-us)"
+  nohup "$VENV/bin/weed" mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$S3_PORT" \
+    -s3.config="$DIR/s3.json" -bucket=idv-eu,idv-us -admin.ui=false > "$DIR/weed.log" 2>&1 &
+  echo $! > "$PIDFILE"
+  for _ in $(seq 1 120); do
+    if bucket_ok idv-eu && bucket_ok idv-us; then log "SeaweedFS ready"; return; fi
+    sleep 0.5
+  done
+  echo "SeaweedFS did not become ready; last log lines:" >&2; tail -20 "$DIR/weed.log" >&2; return 1
+}
+
+stop() {
+  if [ -f "$PIDFILE" ]; then
+    kill "$(cat "$PIDFILE")" 2>/dev/null || true
+    rm -f "$PIDFILE"
+  fi
+}
+
+env_lines() {
+  echo "export IDV_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT IDV_TEST_S3_ACCESS_KEY=$KEY IDV_TEST_S3_SECRET_KEY=$SECRET"
+}
+
+case "${1:-start}" in
+  start) start; env_lines ;;
+  stop) stop ;;
+  env) env_lines ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,90 @@
+//! face-match: Selfie-to-document face verification on ONNX Runtime with swappable models.
+//!
+//! [`App::build`] wires the kernel and the service's state; [`App::router`] serves it, so tests can run the
+//! whole service on `127.0.0.1:0`.
+
+pub mod config;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::{Router, extract::FromRef};
+use idv_shared::{
+    Kernel,
+    config::CommonConfig,
+    kernel::{KernelError, assemble, base_openapi},
+    verdict::ServiceName,
+};
+
+/// This service.
+pub const SERVICE: ServiceName = ServiceName::FaceMatch;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Auth, limits, stores, auditor.
+    pub kernel: Arc<Kernel>,
+    /// This service's own settings.
+    pub settings: Arc<config::Settings>,
+}
+
+impl FromRef<AppState> for Arc<Kernel> {
+    fn from_ref(state: &AppState) -> Self {
+        state.kernel.clone()
+    }
+}
+
+/// A built service, ready to serve.
+pub struct App {
+    /// Shared state.
+    pub state: AppState,
+}
+
+impl App {
+    /// Builds the kernel and the service state from configuration.
+    pub async fn build(
+        common: CommonConfig,
+        settings: config::Settings,
+    ) -> Result<Self, KernelError> {
+        let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
+        Ok(Self {
+            state: AppState {
+                kernel,
+                settings: Arc::new(settings),
+            },
+        })
+    }
+
+    /// The router and its OpenAPI document.
+    pub fn router(&self) -> (Router, utoipa::openapi::OpenApi) {
+        assemble(
+            self.state.kernel.clone(),
+            openapi_base(),
+            routes::router(),
+            self.state.clone(),
+        )
+    }
+
+    /// Serves on a bound listener until shutdown.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let (router, _) = self.router();
+        idv_shared::kernel::serve(listener, router, self.state.kernel.clone()).await
+    }
+}
+
+fn openapi_base() -> utoipa::openapi::OpenApi {
+    base_openapi(
+        SERVICE,
+        env!("CARGO_PKG_VERSION"),
+        "Selfie-to-document face verification on ONNX Runtime with swappable models.",
+    )
+}
+
+/// The OpenAPI document, without building a kernel (for `face-match openapi` and the drift test).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(openapi_base())
+        .merge(idv_shared::kernel::common_routes())
+        .merge(routes::router())
+        .split_for_parts();
+    api
+}

@@ -1,0 +1,176 @@
+//! The auth table: every way a gateway token can be wrong gets its 401/403.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use idv_shared::audit::KeyRing;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, assert_problem, spawn_app};
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn claims(overrides: Value) -> Value {
+    let mut c = json!({
+        "iss": "idv-dev-issuer", "aud": "face-match", "sub": "gw", "iat": now(), "exp": now() + 300,
+        "scope": "face:verify", "tenant": "acme", "residency": ["eu"],
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
+async fn call(app: &TestApp, id: &str, authorization: Option<String>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url("/v1/probe"))
+        .json(&json!({ "artifact_id": id }));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_bad_token_is_refused_with_its_code() {
+    let app = spawn_app().await;
+    let id = app.put("eu", TestApp::jpeg(100)).await.to_string();
+    let bearer = |t: String| Some(format!("Bearer {t}"));
+
+    // The baseline passes, so the refusals below are about the one thing each changes.
+    let res = call(&app, &id, bearer(app.dev.sign_raw(&claims(json!({}))))).await;
+    assert_eq!(res.status(), 200);
+
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = KeyRing::load_or_create(&stranger_dir.path().join("k.json")).unwrap();
+    let unsigned = format!(
+        "{}.{}.",
+        B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        B64.encode(claims(json!({})).to_string())
+    );
+    let hs256_with_public_key = {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(app.dev.kid().to_owned());
+        let key = jsonwebtoken::EncodingKey::from_secret(app.dev.public_key_b64().as_bytes());
+        jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap()
+    };
+
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("missing header", None, 401, "unauthorized"),
+        (
+            "malformed header",
+            Some("Bearer".into()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong scheme",
+            Some("Basic YWxhZGRpbjpvcGVuc2VzYW1l".into()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "garbage token",
+            bearer("not.a.jwt".into()),
+            401,
+            "unauthorized",
+        ),
+        (
+            "expired",
+            bearer(
+                app.dev
+                    .sign_raw(&claims(json!({"iat": now() - 600, "exp": now() - 120}))),
+            ),
+            401,
+            "unauthorized",
+        ),
+        (
+            "not yet valid",
+            bearer(
+                app.dev
+                    .sign_raw(&claims(json!({"nbf": now() + 300, "exp": now() + 600}))),
+            ),
+            401,
+            "unauthorized",
+        ),
+        (
+            "issued in the future",
+            bearer(
+                app.dev
+                    .sign_raw(&claims(json!({"iat": now() + 300, "exp": now() + 600}))),
+            ),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong aud",
+            bearer(app.dev.sign_raw(&claims(json!({"aud": "document-ocr"})))),
+            401,
+            "unauthorized",
+        ),
+        (
+            "wrong iss",
+            bearer(app.dev.sign_raw(&claims(json!({"iss": "someone-else"})))),
+            401,
+            "unauthorized",
+        ),
+        (
+            "no exp",
+            bearer(app.dev.sign_raw(&claims(json!({"exp": null})))),
+            401,
+            "unauthorized",
+        ),
+        (
+            "no tenant",
+            bearer(app.dev.sign_raw(&claims(json!({"tenant": null})))),
+            401,
+            "unauthorized",
+        ),
+        (
+            "lifetime over the maximum",
+            bearer(app.dev.sign_raw(&claims(json!({"exp": now() + 3600})))),
+            401,
+            "unauthorized",
+        ),
+        ("alg none", bearer(unsigned), 401, "unauthorized"),
+        (
+            "HS256 signed with the public key",
+            bearer(hs256_with_public_key),
+            401,
+            "unauthorized",
+        ),
+        (
+            "unknown kid",
+            bearer(stranger.sign(&claims(json!({})))),
+            401,
+            "unauthorized",
+        ),
+        (
+            "missing scope",
+            bearer(app.dev.sign_raw(&claims(json!({"scope": "ocr:verify"})))),
+            403,
+            "forbidden",
+        ),
+    ];
+    for (name, header, status, code) in cases {
+        let res = call(&app, &id, header).await;
+        let body = assert_problem(res, status, code).await;
+        println!("{name}: {status} {code} — {}", body["detail"]);
+    }
+}
+
+#[tokio::test]
+async fn a_signature_over_other_claims_is_refused() {
+    let app = spawn_app().await;
+    let id = app.put("eu", TestApp::jpeg(100)).await.to_string();
+    let token = app.dev.sign_raw(&claims(json!({})));
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    parts[1] = B64.encode(claims(json!({"tenant": "someone-else"})).to_string());
+    let res = call(&app, &id, Some(format!("Bearer {}", parts.join(".")))).await;
+    assert_problem(res, 401, "unauthorized").await;
+}
