@@ -48,5 +48,6 @@ case "${1:-start}" in
   start) start; env_lines ;;
   stop) stop ;;
   env) env_lines ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  status) bucket_ok idv-eu && bucket_ok idv-us ;;
+  *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
 esac

@@ -9,11 +9,9 @@ ensure_tools
 ensure_redis
 
 started_weed=0
-if ! scripts/seaweedfs.sh env >/dev/null || ! curl -s -o /dev/null --max-time 1 "http://127.0.0.1:${IDV_TEST_S3_PORT:-18333}/"; then
-  started_weed=1
-fi
+scripts/seaweedfs.sh status || started_weed=1
 eval "$(scripts/seaweedfs.sh start)"
-cleanup() { [ "$started_weed" = 1 ] && scripts/seaweedfs.sh stop; }
+cleanup() { if [ "$started_weed" = 1 ]; then scripts/seaweedfs.sh stop; fi; }
 trap cleanup EXIT
 
 log "cargo fmt --check"

@@ -174,7 +174,8 @@ impl Kernel {
     }
 }
 
-async fn build_stores(config: &CommonConfig) -> Result<ArtifactStores, KernelError> {
+/// Opens the artifact stores of every configured region (tools use this without a whole kernel).
+pub async fn build_stores(config: &CommonConfig) -> Result<ArtifactStores, KernelError> {
     let mut regions: BTreeMap<Residency, Arc<dyn ObjectStore>> = BTreeMap::new();
     for (name, store) in config.effective_regions() {
         let region: Residency = name

@@ -15,6 +15,8 @@ pub mod limits;
 pub mod metrics;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod verdict;
 
 pub use error::{ApiError, ErrorCode};

@@ -196,7 +196,7 @@ impl KeyRing {
     pub fn load_or_create(path: &Path) -> Result<Self, JwsError> {
         if !path.exists() {
             let (_, _, stored) = new_key().map_err(|e| key_err(path, e))?;
-            write_key_file(path, &KeyFile { keys: vec![stored] })?;
+            write_key_file(path, &KeyFile { keys: vec![stored] }, Create::Exclusive)?;
         }
         Self::load(path)
     }
@@ -230,7 +230,7 @@ impl KeyRing {
         let mut file: KeyFile = serde_json::from_slice(&raw).map_err(|e| key_err(path, e))?;
         let (kid, _, stored) = new_key().map_err(|e| key_err(path, e))?;
         file.keys.insert(0, stored);
-        write_key_file(path, &file)?;
+        write_key_file(path, &file, Create::Replace)?;
         Ok(kid)
     }
 
@@ -270,25 +270,42 @@ impl KeyRing {
     }
 }
 
-fn write_key_file(path: &Path, file: &KeyFile) -> Result<(), JwsError> {
+/// How a key file is put in place.
+#[derive(PartialEq, Eq)]
+enum Create {
+    /// Only if none exists: services starting together must end up with one key, not one each.
+    Exclusive,
+    /// Over the existing file (rotation).
+    Replace,
+}
+
+fn write_key_file(path: &Path, file: &KeyFile, how: Create) -> Result<(), JwsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| key_err(path, e))?;
     }
-    let tmp = path.with_extension("tmp");
+    let tmp = path.with_extension(format!("tmp{}", ulid::Ulid::new()));
     let body = serde_json::to_vec_pretty(file).map_err(|e| key_err(path, e))?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| key_err(path, e))?;
     f.write_all(&body)
         .and_then(|()| f.sync_all())
         .map_err(|e| key_err(path, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| key_err(path, e))
+    let placed = match how {
+        // link(2) fails when the target exists, unlike rename(2): the first writer wins.
+        Create::Exclusive => match std::fs::hard_link(&tmp, path) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        },
+        Create::Replace => std::fs::rename(&tmp, path),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    placed.map_err(|e| key_err(path, e))
 }
 
 /// Claims of any JSON shape, for tools that print what a token holds.
@@ -297,6 +314,28 @@ pub type AnyClaims = BTreeMap<String, serde_json::Value>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_first_starts_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        KeyRing::load_or_create(&path)
+                            .unwrap()
+                            .active()
+                            .0
+                            .to_owned()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(kids.windows(2).all(|w| w[0] == w[1]), "{kids:?}");
+        assert_eq!(KeyRing::load(&path).unwrap().active().0, kids[0]);
+    }
 
     #[test]
     fn rotation_keeps_old_tokens_verifiable_and_pins_the_algorithm() {

@@ -15,7 +15,7 @@ use idv_shared::{
     },
     auth::dev::{DevIssuer, MintRequest},
     config::{self, NoSettings},
-    kernel::Kernel,
+    kernel::build_stores,
     store::Residency,
     verdict::ServiceName,
 };
@@ -192,9 +192,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let region: Residency = region.parse().map_err(|e| anyhow::anyhow!("region: {e}"))?;
             let bytes = std::fs::read(&file).with_context(|| format!("read {}", file.display()))?;
-            let kernel = Kernel::build(ServiceName::FaceMatch, common).await?;
-            let id = kernel.stores.put_new(&region, bytes.into()).await?;
-            kernel.auditor.shutdown();
+            // Only the stores: a kernel would open a service's ledger beside the running service.
+            let stores = build_stores(&common).await?;
+            let id = stores.put_new(&region, bytes.into()).await?;
             println!("{id}");
         }
         Command::Audit {
