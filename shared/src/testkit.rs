@@ -1,5 +1,8 @@
 //! Helpers for the services' integration tests (feature `testkit`): serving on an ephemeral port, a
-//! throwaway configuration, and the OpenAPI drift check.
+//! throwaway configuration, the common-endpoint checks and the OpenAPI drift check. Test support: it panics
+//! on failure by design.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::{net::SocketAddr, path::Path};
 
@@ -41,4 +44,50 @@ pub fn openapi_drift(api: &utoipa::openapi::OpenApi, file: &Path) -> Result<(), 
             file.display()
         ))
     }
+}
+
+/// Checks what every service serves: health naming the service, readiness, the JWKS, the OpenAPI document
+/// equal to `expected`, Swagger UI without a CDN, metrics, and problem+json for unknown routes.
+pub async fn assert_common_endpoints(
+    addr: SocketAddr,
+    service: ServiceName,
+    expected: &utoipa::openapi::OpenApi,
+) {
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let req = client.get(format!("http://{addr}{path}")).send();
+        async move { req.await.expect("request failed") }
+    };
+    let health: serde_json::Value = get("/healthz").await.json().await.expect("health JSON");
+    assert_eq!(health["service"], service.as_str());
+    assert_eq!(get("/readyz").await.status(), 200);
+    let jwks: serde_json::Value = get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .expect("JWKS JSON");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    let spec: serde_json::Value = get("/openapi.json")
+        .await
+        .json()
+        .await
+        .expect("OpenAPI JSON");
+    assert_eq!(
+        spec,
+        serde_json::to_value(expected).expect("OpenAPI"),
+        "served spec is the generated one"
+    );
+    let docs = get("/docs/").await;
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text().await.expect("docs").contains("swagger"),
+        "Swagger UI is served locally"
+    );
+    assert_eq!(get("/metrics").await.status(), 200);
+    let missing = get("/v1/nope").await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        crate::error::PROBLEM_JSON
+    );
 }

@@ -7,7 +7,7 @@ use idv_shared::{
     verdict::Verdict,
 };
 
-use crate::helpers::{Options, ProbeResult, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{Options, ProbeResult, TestApp, build_app, spawn_app};
 
 async fn verdict(app: &TestApp, token: &str, id: &str) -> Verdict<ProbeResult> {
     let res = app.probe(token, id).await;
@@ -104,15 +104,16 @@ async fn flipping_one_byte_of_a_ledger_entry_is_reported_at_that_entry() {
     }
 }
 
-/// The crash child: serves the test app from `IDV_CRASH_DIR` until it is killed. Run only by the test below.
+/// The child: serves the test app from `IDV_CRASH_DIR` through the kernel's own `serve` (signal handling,
+/// graceful shutdown) until it is killed or told to stop. Run only by the tests below.
 #[tokio::test]
-#[ignore = "child process of kill_9_after_responses_never_loses_a_ledger_entry"]
+#[ignore = "child process of the kill -9 and SIGTERM tests"]
 async fn crash_child() {
     let Ok(dir) = std::env::var("IDV_CRASH_DIR") else {
         return;
     };
     let dir = PathBuf::from(dir);
-    let app = spawn_app_with(Options {
+    let (app, router, listener) = build_app(Options {
         data_dir: Some(dir.clone()),
         ..Default::default()
     })
@@ -127,15 +128,23 @@ async fn crash_child() {
     .unwrap();
     std::fs::write(dir.join("addr.tmp"), app.addr.to_string()).unwrap();
     std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
-    loop {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
+    idv_shared::kernel::serve(listener, router, app.kernel.clone())
+        .await
+        .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_after_responses_never_loses_a_ledger_entry() {
+struct Child {
+    process: std::process::Child,
+    addr: String,
+    token: String,
+    artifact: String,
+    ledger_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_child() -> Child {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+    let process = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["audit::crash_child", "--exact", "--ignored", "--nocapture"])
         .env("IDV_CRASH_DIR", dir.path())
         .stdout(Stdio::null())
@@ -149,33 +158,49 @@ async fn kill_9_after_responses_never_loses_a_ledger_entry() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let addr = std::fs::read_to_string(&addr_file).expect("crash child did not start");
-    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
-    let artifact = std::fs::read_to_string(dir.path().join("artifact")).unwrap();
-    let ledger_path =
-        PathBuf::from(std::fs::read_to_string(dir.path().join("ledger-path")).unwrap());
+    let read =
+        |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("child did not start");
+    Child {
+        addr: read("addr"),
+        token: read("token"),
+        artifact: read("artifact"),
+        ledger_path: PathBuf::from(read("ledger-path")),
+        process,
+        _dir: dir,
+    }
+}
 
-    // 32 clients hammer the child; the kill lands while requests are in flight.
+/// 32 clients call the child until its server goes away; verdict ids arrive on the returned channel.
+fn hammer(
+    child: &Child,
+) -> (
+    Vec<tokio::task::JoinHandle<()>>,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     let client = reqwest::Client::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let workers: Vec<_> = (0..32)
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let url = format!("http://{}/v1/probe", child.addr);
+    let workers = (0..32)
         .map(|_| {
             let (client, tx, url, token, artifact) = (
                 client.clone(),
                 tx.clone(),
-                format!("http://{addr}/v1/probe"),
-                token.clone(),
-                artifact.clone(),
+                url.clone(),
+                child.token.clone(),
+                child.artifact.clone(),
             );
             tokio::spawn(async move {
                 loop {
-                    let res = client
+                    let body = serde_json::json!({ "artifact_id": artifact });
+                    let Ok(res) = client
                         .post(&url)
                         .bearer_auth(&token)
-                        .json(&serde_json::json!({ "artifact_id": artifact }))
+                        .json(&body)
                         .send()
-                        .await;
-                    let Ok(res) = res else { break };
+                        .await
+                    else {
+                        break;
+                    };
                     if res.status() == 200 {
                         let Ok(v) = res.json::<serde_json::Value>().await else {
                             break;
@@ -186,32 +211,37 @@ async fn kill_9_after_responses_never_loses_a_ledger_entry() {
             })
         })
         .collect();
-    drop(tx);
+    (workers, rx)
+}
+
+/// Waits for `n` answered verdicts, runs `stop`, then collects every verdict answered until the clients end.
+async fn answered_around(
+    child: &mut Child,
+    n: usize,
+    stop: impl FnOnce(&mut std::process::Child),
+) -> Vec<String> {
+    let (workers, mut rx) = hammer(child);
     let mut answered = Vec::new();
-    while answered.len() < 300 {
+    while answered.len() < n {
         answered.push(rx.recv().await.unwrap());
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    stop(&mut child.process);
     for w in workers {
         let _ = w.await;
     }
     while let Ok(v) = rx.try_recv() {
         answered.push(v);
     }
+    answered
+}
 
-    // What a restart does: reopen (cutting an unacknowledged partial line), then verify the chain.
-    Ledger::open(&ledger_path, 8).unwrap().shutdown();
-    let entries = match verify_file(&ledger_path).unwrap() {
+fn assert_all_recorded(answered: &[String], ledger_path: &std::path::Path) -> u64 {
+    let entries = match verify_file(ledger_path).unwrap() {
         Verification::Intact { entries, .. } => entries,
-        broken => panic!("ledger broken after kill -9: {broken:?}"),
+        broken => panic!("ledger broken: {broken:?}"),
     };
-    let recorded: HashSet<String> = ledger_vids(&ledger_path).into_iter().collect();
+    let recorded: HashSet<String> = ledger_vids(ledger_path).into_iter().collect();
     let missing: Vec<&String> = answered.iter().filter(|v| !recorded.contains(*v)).collect();
-    println!(
-        "answered {} verdicts before/around the kill; ledger holds {entries}",
-        answered.len()
-    );
     assert!(
         missing.is_empty(),
         "{} answered verdicts have no ledger entry: {:?}",
@@ -219,4 +249,50 @@ async fn kill_9_after_responses_never_loses_a_ledger_entry() {
         &missing[..missing.len().min(5)]
     );
     assert!(entries as usize >= answered.len());
+    entries
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_after_responses_never_loses_a_ledger_entry() {
+    let mut child = start_child().await;
+    let answered = answered_around(&mut child, 300, |p| {
+        p.kill().unwrap(); // SIGKILL, while requests are in flight
+        p.wait().unwrap();
+    })
+    .await;
+    // What a restart does: reopen (cutting an unacknowledged partial line), then verify the chain.
+    Ledger::open(&child.ledger_path, 8).unwrap().shutdown();
+    let entries = assert_all_recorded(&answered, &child.ledger_path);
+    println!(
+        "kill -9: answered {} verdicts; ledger holds {entries}",
+        answered.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole() {
+    let mut child = start_child().await;
+    let mut status = None;
+    let answered = answered_around(&mut child, 300, |p| {
+        let pid = p.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        status = Some(p.wait().unwrap());
+    })
+    .await;
+    assert!(
+        status.unwrap().success(),
+        "graceful shutdown exits 0: {status:?}"
+    );
+    // No restart repair here: a graceful stop must leave every line complete and the chain intact as is.
+    let entries = assert_all_recorded(&answered, &child.ledger_path);
+    println!(
+        "SIGTERM: answered {} verdicts; ledger holds {entries}",
+        answered.len()
+    );
 }

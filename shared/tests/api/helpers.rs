@@ -109,6 +109,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let (app, router, listener) = build_app(opts).await;
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    app
+}
+
+/// Builds the app without serving it, for callers that serve it themselves (the crash child).
+pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::TcpListener) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = CommonConfig::for_service(ServiceName::FaceMatch);
     config.data_dir = opts.data_dir.unwrap_or_else(|| dir.path().to_owned());
@@ -138,14 +145,17 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let (router, _) = idv_shared::kernel::assemble(kernel.clone(), doc, routes, kernel.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        kernel,
-        dev,
-        dir,
-    }
+    (
+        TestApp {
+            addr,
+            client: reqwest::Client::new(),
+            kernel,
+            dev,
+            dir,
+        },
+        router,
+        listener,
+    )
 }
 
 impl TestApp {
