@@ -1,0 +1,134 @@
+//! The operator commands, run as the real binary against a throwaway data dir.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::Path, process::Command};
+
+use idv_shared::{
+    audit::Auditor,
+    verdict::{Outcome, ServiceName, VerdictDraft},
+};
+
+fn idvctl(data_dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_idvctl"))
+        .args(args)
+        .env_clear()
+        .env("IDV_DATA_DIR", data_dir)
+        .env("IDV_LOG__FILTER", "error")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn mint_and_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, token) = idvctl(
+        dir.path(),
+        &[
+            "token",
+            "mint",
+            "--service",
+            "phone-proof",
+            "--region",
+            "eu",
+        ],
+    );
+    assert!(ok, "{token}");
+    assert_eq!(token.trim().split('.').count(), 3);
+    let claims: serde_json::Value = {
+        use base64::Engine;
+        let payload = token.trim().split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims["aud"], "phone-proof");
+    assert_eq!(claims["scope"], "phone:challenge phone:verify");
+    assert!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap() <= 900);
+    let (ok, out) = idvctl(dir.path(), &["token", "mint", "--service", "nope"]);
+    assert!(!ok && out.contains("unknown service"), "{out}");
+
+    let file = dir.path().join("phone.json");
+    std::fs::write(&file, br#"{"phone_number": "+4915112345678"}"#).unwrap();
+    let (ok, id) = idvctl(
+        dir.path(),
+        &["artifact", "put", "--region", "eu", file.to_str().unwrap()],
+    );
+    assert!(ok, "{id}");
+    let id = id.trim();
+    assert!(id.starts_with("art_eu_"), "{id}");
+    assert!(dir.path().join("artifacts/eu").join(id).exists());
+    assert!(
+        !dir.path().join("ledger").exists(),
+        "putting an artifact opens no ledger"
+    );
+}
+
+#[tokio::test]
+async fn verify_tokens_rotate_keys_and_verify_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("audit/keys.json");
+    let ledger = dir.path().join("ledger/face-match.jsonl");
+    let auditor = Auditor::open(ServiceName::FaceMatch, &keys, &ledger, 64).unwrap();
+    let draft = || VerdictDraft {
+        service: ServiceName::FaceMatch,
+        verdict: Outcome::Fail,
+        confidence: 0.9,
+        reasons: vec![],
+        result: serde_json::json!({"similarity": 0.1}),
+        artifacts: vec![],
+        model: None,
+    };
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(auditor.issue("acme", draft()).await.unwrap().audit_token);
+    }
+    auditor.shutdown();
+
+    let (ok, out) = idvctl(dir.path(), &["audit", "rotate-key"]);
+    assert!(ok, "{out}");
+    let jwks = dir.path().join("jwks.json");
+    let ring = idv_shared::audit::KeyRing::load(&keys).unwrap();
+    std::fs::write(&jwks, serde_json::to_vec(&ring.jwks()).unwrap()).unwrap();
+    let (ok, out) = idvctl(
+        dir.path(),
+        &[
+            "audit",
+            "verify-token",
+            &tokens[0],
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && out.starts_with("VALID") && out.contains("\"verdict\": \"fail\""),
+        "{out}"
+    );
+    let forged = tokens[0].replacen('.', ".e", 1);
+    let (ok, out) = idvctl(
+        dir.path(),
+        &[
+            "audit",
+            "verify-token",
+            &forged,
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && out.contains("INVALID"), "{out}");
+
+    let (ok, out) = idvctl(dir.path(), &["ledger", "verify", ledger.to_str().unwrap()]);
+    assert!(ok && out.starts_with("OK: 3 entries"), "{out}");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[1] = lines[1].replacen("\"fail\"", "\"pass\"", 1);
+    std::fs::write(&ledger, lines.join("\n") + "\n").unwrap();
+    let (ok, out) = idvctl(dir.path(), &["ledger", "verify", ledger.to_str().unwrap()]);
+    assert!(!ok && out.starts_with("BROKEN at line 2 (seq 2)"), "{out}");
+}
