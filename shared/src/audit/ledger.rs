@@ -370,7 +370,7 @@ mod tests {
             Verification::Intact { entries: 201, .. }
         ));
 
-        // Flip one byte inside entry 57's record: reported at line 57.
+        // Flip the last digit of entry 57's number (JSON stays valid, so the hash check must catch it).
         let mut bytes = std::fs::read(&path).unwrap();
         let line_start = bytes
             .split(|b| *b == b'\n')
@@ -379,10 +379,11 @@ mod tests {
             .sum::<usize>();
         let pos = line_start
             + bytes[line_start..]
-                .windows(4)
-                .position(|w| w == b"\"i\":")
+                .windows(8)
+                .position(|w| w == b"},\"hash\"")
                 .unwrap()
-            + 4;
+            - 1;
+        assert!(bytes[pos].is_ascii_digit());
         bytes[pos] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         match verify_file(&path).unwrap() {
