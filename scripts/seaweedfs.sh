@@ -33,11 +33,17 @@ JSON
   echo "SeaweedFS did not become ready; last log lines:" >&2; tail -20 "$DIR/weed.log" >&2; return 1
 }
 
+# Waits for the process to exit: a start right after a stop must not mistake the dying server for a live one.
 stop() {
-  if [ -f "$PIDFILE" ]; then
-    kill "$(cat "$PIDFILE")" 2>/dev/null || true
-    rm -f "$PIDFILE"
-  fi
+  [ -f "$PIDFILE" ] || return 0
+  local pid; pid=$(cat "$PIDFILE")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
 }
 
 env_lines() {
