@@ -336,6 +336,33 @@ where
         .routes(routes!(jwks))
 }
 
+/// A service's routes plus the common ones, under its base document: the one place both the served router
+/// and the OpenAPI document come from, so they cannot drift apart.
+fn with_common_routes<S>(
+    doc: utoipa::openapi::OpenApi,
+    service_routes: OpenApiRouter<S>,
+) -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Kernel>: FromRef<S>,
+{
+    OpenApiRouter::with_openapi(doc)
+        .merge(common_routes())
+        .merge(service_routes)
+}
+
+/// A service's OpenAPI document, without building a kernel (for `<service> openapi` and the drift test).
+pub fn openapi_document<S>(
+    doc: utoipa::openapi::OpenApi,
+    service_routes: OpenApiRouter<S>,
+) -> utoipa::openapi::OpenApi
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Kernel>: FromRef<S>,
+{
+    with_common_routes(doc, service_routes).into_openapi()
+}
+
 /// Assembles a service: its routes plus the common ones, OpenAPI at `/openapi.json` and `/docs`, the fallback,
 /// and the middleware stack. Returns the router and the OpenAPI document (for the drift test).
 pub fn assemble<S>(
@@ -349,10 +376,7 @@ where
     Arc<Kernel>: FromRef<S>,
 {
     let http = kernel.config.http;
-    let (router, api) = OpenApiRouter::with_openapi(doc)
-        .merge(common_routes())
-        .merge(service_routes)
-        .split_for_parts();
+    let (router, api) = with_common_routes(doc, service_routes).split_for_parts();
     let overloaded = |_: tower::BoxError| async {
         ApiError::new(
             ErrorCode::Overloaded,

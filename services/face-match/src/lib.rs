@@ -82,9 +82,5 @@ fn openapi_base() -> utoipa::openapi::OpenApi {
 
 /// The OpenAPI document, without building a kernel (for `face-match openapi` and the drift test).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = utoipa_axum::router::OpenApiRouter::<AppState>::with_openapi(openapi_base())
-        .merge(idv_shared::kernel::common_routes())
-        .merge(routes::router())
-        .split_for_parts();
-    api
+    idv_shared::kernel::openapi_document(openapi_base(), routes::router())
 }
