@@ -48,6 +48,24 @@ pub enum ErrorCode {
     ChallengeNotFound,
     /// The challenge has expired (phone-proof).
     ChallengeExpired,
+    /// The phone number does not parse or is not a valid number for its country (phone-proof).
+    InvalidPhoneNumber,
+    /// The number is a VoIP number; NIST SP 800-63B forbids them for out-of-band codes (phone-proof).
+    VoipNumberRefused,
+    /// The number is premium-rate or shared-cost; codes are never sent to them (phone-proof).
+    PremiumNumberRefused,
+    /// The number is blocked after too many consecutive failed checks; an operator can unblock it (phone-proof).
+    PhoneBlocked,
+    /// Too many challenges for this phone number in the window; retry after `Retry-After` (phone-proof).
+    PhoneRateLimited,
+    /// The challenge is no longer pending, so it cannot be resent or canceled (phone-proof).
+    ChallengeNotPending,
+    /// The challenge has used its sends, or the next resend is not yet available (phone-proof).
+    ResendLimited,
+    /// The `Idempotency-Key` was already used with a different request (phone-proof).
+    IdempotencyConflict,
+    /// The message could not be delivered to the SMS gateway after retries; the challenge is `failed` (phone-proof).
+    DeliveryFailed,
     /// The request body exceeds the route's limit.
     PayloadTooLarge,
     /// No route at that path.
@@ -75,6 +93,14 @@ impl ErrorCode {
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::ChallengeExpired => StatusCode::GONE,
+            Self::InvalidPhoneNumber => StatusCode::BAD_REQUEST,
+            Self::VoipNumberRefused | Self::PremiumNumberRefused | Self::IdempotencyConflict => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::PhoneBlocked => StatusCode::LOCKED,
+            Self::PhoneRateLimited | Self::ResendLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::ChallengeNotPending => StatusCode::CONFLICT,
+            Self::DeliveryFailed => StatusCode::BAD_GATEWAY,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +122,15 @@ impl ErrorCode {
             Self::Overloaded => "overloaded",
             Self::ChallengeNotFound => "challenge_not_found",
             Self::ChallengeExpired => "challenge_expired",
+            Self::InvalidPhoneNumber => "invalid_phone_number",
+            Self::VoipNumberRefused => "voip_number_refused",
+            Self::PremiumNumberRefused => "premium_number_refused",
+            Self::PhoneBlocked => "phone_blocked",
+            Self::PhoneRateLimited => "phone_rate_limited",
+            Self::ChallengeNotPending => "challenge_not_pending",
+            Self::ResendLimited => "resend_limited",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::DeliveryFailed => "delivery_failed",
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -118,6 +153,15 @@ impl ErrorCode {
             Self::Overloaded => "Overloaded",
             Self::ChallengeNotFound => "Challenge not found",
             Self::ChallengeExpired => "Challenge expired",
+            Self::InvalidPhoneNumber => "Invalid phone number",
+            Self::VoipNumberRefused => "VoIP number refused",
+            Self::PremiumNumberRefused => "Premium-rate number refused",
+            Self::PhoneBlocked => "Phone number blocked",
+            Self::PhoneRateLimited => "Too many challenges for this number",
+            Self::ChallengeNotPending => "Challenge not pending",
+            Self::ResendLimited => "Resend not available",
+            Self::IdempotencyConflict => "Idempotency key conflict",
+            Self::DeliveryFailed => "Delivery failed",
             Self::PayloadTooLarge => "Payload too large",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",

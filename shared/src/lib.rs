@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fsutil;
 pub mod http;
 pub mod kernel;
 pub mod limits;

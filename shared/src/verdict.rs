@@ -104,6 +104,8 @@ pub enum ReasonCode {
     AlreadyVerified,
     /// The challenge was canceled.
     ChallengeCanceled,
+    /// The challenge's code could not be delivered, so it accepts no code.
+    ChallengeFailed,
 }
 
 impl ReasonCode {
@@ -129,6 +131,7 @@ impl ReasonCode {
             Self::MaxAttemptsReached => "max_attempts_reached",
             Self::AlreadyVerified => "already_verified",
             Self::ChallengeCanceled => "challenge_canceled",
+            Self::ChallengeFailed => "challenge_failed",
         }
     }
 }

@@ -3,18 +3,35 @@
 //! [`App::build`] wires the kernel and the service's state; [`App::router`] serves it, so tests can run the
 //! whole service on `127.0.0.1:0`.
 
+pub mod challenge;
+pub mod clock;
 pub mod config;
+pub mod error;
 pub mod routes;
+pub mod sender;
+pub mod store;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
+use challenge::{
+    code::Keys,
+    service::{PhoneProof, Ports},
+};
+use clock::{Clock, SystemClock};
+use config::{SenderKind, Settings};
 use idv_shared::{
     Kernel,
     config::CommonConfig,
     kernel::{KernelError, assemble, base_openapi},
     verdict::ServiceName,
 };
+use sender::{
+    Sender,
+    outbox::OutboxSender,
+    webhook::{RetryPolicy, SigningSecret, WebhookSender},
+};
+use store::{ChallengeStore, memory::MemoryStore, redis::RedisStore};
 
 /// This service.
 pub const SERVICE: ServiceName = ServiceName::PhoneProof;
@@ -26,6 +43,8 @@ pub struct AppState {
     pub kernel: Arc<Kernel>,
     /// This service's own settings.
     pub settings: Arc<config::Settings>,
+    /// The domain service.
+    pub phone: Arc<PhoneProof>,
 }
 
 impl FromRef<AppState> for Arc<Kernel> {
@@ -42,15 +61,52 @@ pub struct App {
 
 impl App {
     /// Builds the kernel and the service state from configuration.
-    pub async fn build(
+    pub async fn build(common: CommonConfig, settings: Settings) -> Result<Self, KernelError> {
+        Self::build_with(common, settings, Overrides::default()).await
+    }
+
+    /// Like [`App::build`], with some ports replaced (tests move the clock).
+    pub async fn build_with(
         common: CommonConfig,
-        settings: config::Settings,
+        settings: Settings,
+        overrides: Overrides,
     ) -> Result<Self, KernelError> {
+        settings
+            .validate()
+            .map_err(|e| KernelError::Config(e.to_string()))?;
         let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
+        let data_dir = kernel.config.data_dir.clone();
+        let keys = Keys::load(
+            settings.secret_key.as_ref().map(|s| s.expose()),
+            &data_dir.join("phone-proof").join("secret.key"),
+        )
+        .map_err(|e| KernelError::Config(e.to_string()))?;
+        let store: Arc<dyn ChallengeStore> = match &settings.redis_url {
+            Some(url) => Arc::new(
+                RedisStore::connect(
+                    url.expose(),
+                    &settings.redis_prefix,
+                    Duration::from_millis(settings.redis_timeout_ms),
+                )
+                .map_err(|e| KernelError::Config(format!("redis_url: {e}")))?,
+            ),
+            None => Arc::new(MemoryStore::new(settings.memory_max_challenges)),
+        };
+        let sender = build_sender(&settings, &data_dir)?;
+        tracing::info!(store = %store.describe(), sender = %sender.describe(), "phone-proof ports");
+        spawn_readiness(kernel.clone(), store.clone());
+        let ports = Ports {
+            store,
+            sender,
+            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            keys,
+        };
+        let phone = Arc::new(PhoneProof::new(kernel.clone(), ports, &settings));
         Ok(Self {
             state: AppState {
                 kernel,
                 settings: Arc::new(settings),
+                phone,
             },
         })
     }
@@ -70,6 +126,74 @@ impl App {
         let (router, _) = self.router();
         idv_shared::kernel::serve(listener, router, self.state.kernel.clone()).await
     }
+}
+
+/// Ports a test (or an embedding) may replace.
+#[derive(Default)]
+pub struct Overrides {
+    /// The clock; default the system clock.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+fn build_sender(
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> Result<Arc<dyn Sender>, KernelError> {
+    let s = &settings.sender;
+    match s.kind {
+        SenderKind::Outbox => {
+            let path = s
+                .outbox_path
+                .clone()
+                .unwrap_or_else(|| data_dir.join("outbox").join("phone-proof.jsonl"));
+            Ok(Arc::new(OutboxSender::open(&path)?))
+        }
+        SenderKind::Webhook => {
+            let bad = |m: &str| KernelError::Config(format!("sender: {m}"));
+            let url = s
+                .webhook_url
+                .clone()
+                .ok_or_else(|| bad("webhook_url is required"))?;
+            let secrets = s
+                .webhook_secrets
+                .as_ref()
+                .map(|v| {
+                    v.expose()
+                        .split(',')
+                        .map(SigningSecret::parse)
+                        .collect::<Option<Vec<_>>>()
+                })
+                .unwrap_or_default()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    bad("webhook_secrets must be whsec_<base64> keys (≥ 24 bytes), comma-separated")
+                })?;
+            let retry = RetryPolicy {
+                attempts: s.webhook_attempts,
+                timeout: Duration::from_millis(s.webhook_timeout_ms),
+                backoff: Duration::from_millis(s.webhook_backoff_ms),
+            };
+            let sender = WebhookSender::new(url, secrets, s.event_source.clone(), retry)
+                .map_err(|e| bad(&e.to_string()))?;
+            Ok(Arc::new(sender))
+        }
+    }
+}
+
+/// Keeps `/readyz` in step with the challenge store.
+fn spawn_readiness(kernel: Arc<Kernel>, store: Arc<dyn ChallengeStore>) {
+    kernel.set_ready("challenge_store", true);
+    let weak = Arc::downgrade(&kernel);
+    drop(kernel);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let Some(kernel) = weak.upgrade() else { break };
+            let ok = store.ping().await.is_ok();
+            kernel.set_ready("challenge_store", ok);
+        }
+    });
 }
 
 fn openapi_base() -> utoipa::openapi::OpenApi {

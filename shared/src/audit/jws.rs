@@ -270,42 +270,11 @@ impl KeyRing {
     }
 }
 
-/// How a key file is put in place.
-#[derive(PartialEq, Eq)]
-enum Create {
-    /// Only if none exists: services starting together must end up with one key, not one each.
-    Exclusive,
-    /// Over the existing file (rotation).
-    Replace,
-}
+use crate::fsutil::Create;
 
 fn write_key_file(path: &Path, file: &KeyFile, how: Create) -> Result<(), JwsError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| key_err(path, e))?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", ulid::Ulid::new()));
     let body = serde_json::to_vec_pretty(file).map_err(|e| key_err(path, e))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| key_err(path, e))?;
-    f.write_all(&body)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| key_err(path, e))?;
-    let placed = match how {
-        // link(2) fails when the target exists, unlike rename(2): the first writer wins.
-        Create::Exclusive => match std::fs::hard_link(&tmp, path) {
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            other => other,
-        },
-        Create::Replace => std::fs::rename(&tmp, path),
-    };
-    let _ = std::fs::remove_file(&tmp);
-    placed.map_err(|e| key_err(path, e))
+    crate::fsutil::write_private(path, &body, how).map_err(|e| key_err(path, e))
 }
 
 /// Claims of any JSON shape, for tools that print what a token holds.

@@ -180,6 +180,12 @@ impl Auditor {
         })
     }
 
+    /// Signs other short-lived tokens a service issues (e.g. phone-proof's proof token) with the audit key, so
+    /// they verify against the same `/.well-known/jwks.json`.
+    pub fn sign_token<C: Serialize>(&self, claims: &C) -> String {
+        self.ring().sign(claims)
+    }
+
     /// Commits what is queued and stops the ledger writer (graceful shutdown).
     pub fn shutdown(&self) {
         self.ledger.shutdown();

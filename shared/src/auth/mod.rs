@@ -95,6 +95,8 @@ scopes! {
     PhoneChallenge => "phone:challenge",
     /// `phone:verify`.
     PhoneVerify => "phone:verify",
+    /// `phone:admin`: operator actions such as unblocking a number.
+    PhoneAdmin => "phone:admin",
 }
 
 #[derive(Deserialize)]

@@ -1,6 +1,8 @@
-//! Integration tests of phone-proof, served whole on 127.0.0.1:0.
+//! Integration tests of phone-proof, served whole on 127.0.0.1:0, against the in-memory store and real Redis.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common_endpoints;
+mod flow;
 mod helpers;
+mod limits;
