@@ -6,3 +6,5 @@ mod common_endpoints;
 mod flow;
 mod helpers;
 mod limits;
+mod redis_ops;
+mod webhook;
