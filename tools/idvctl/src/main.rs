@@ -4,7 +4,9 @@
 //! `idvctl artifact put` writes to the stores the services read, and `idvctl token mint` signs with the dev
 //! key the services trust by default.
 
-use std::path::PathBuf;
+mod sink;
+
+use std::{net::SocketAddr, path::PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -53,6 +55,15 @@ enum Command {
         #[command(subcommand)]
         command: LedgerCommand,
     },
+    /// A stand-in SMS gateway for phone-proof's webhook sender (local runs and load tests; never production).
+    SmsSink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: SocketAddr,
+        /// The webhook signing secrets (`whsec_<base64>`, comma-separated), as given to phone-proof.
+        #[arg(long, env = "IDV_SINK_SECRETS")]
+        secrets: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -86,6 +97,16 @@ enum ArtifactCommand {
         region: String,
         /// The file.
         file: PathBuf,
+    },
+    /// Stores `count` phone artifacts (distinct valid German mobile numbers from +49 151 1000 0000 up) and
+    /// prints their IDs as a JSON array, for load tests.
+    SeedPhones {
+        /// Region.
+        #[arg(long)]
+        region: String,
+        /// How many.
+        #[arg(long)]
+        count: u32,
     },
 }
 
@@ -197,6 +218,25 @@ async fn main() -> anyhow::Result<()> {
             let id = stores.put_new(&region, bytes.into()).await?;
             println!("{id}");
         }
+        Command::Artifact {
+            command: ArtifactCommand::SeedPhones { region, count },
+        } => {
+            let region: Residency = region.parse().map_err(|e| anyhow::anyhow!("region: {e}"))?;
+            let stores = build_stores(&common).await?;
+            let mut ids = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let body =
+                    serde_json::json!({ "phone_number": format!("+49151{:08}", 10_000_000 + i) });
+                ids.push(
+                    stores
+                        .put_new(&region, serde_json::to_vec(&body)?.into())
+                        .await?
+                        .to_string(),
+                );
+            }
+            println!("{}", serde_json::to_string(&ids)?);
+        }
+        Command::SmsSink { listen, secrets } => sink::run(listen, &secrets).await?,
         Command::Audit {
             command: AuditCommand::VerifyToken { token, jwks },
         } => {

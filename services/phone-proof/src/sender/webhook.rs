@@ -5,45 +5,14 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::{Engine, engine::general_purpose::STANDARD as B64};
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
+
+pub use idv_shared::webhook::SigningSecret;
 
 use super::{DeliveryError, Message, Sender};
 
 /// The CloudEvents `type` of a code delivery request.
 pub const EVENT_TYPE: &str = "com.idv.phone.otp.delivery_requested";
-
-/// A signing key in the Standard Webhooks form `whsec_<base64>`. `Debug` redacts.
-#[derive(Clone)]
-pub struct SigningSecret(Vec<u8>);
-
-impl std::fmt::Debug for SigningSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningSecret([redacted])")
-    }
-}
-
-impl SigningSecret {
-    /// Parses `whsec_<base64>` (at least 24 bytes).
-    pub fn parse(s: &str) -> Option<Self> {
-        let raw = B64.decode(s.trim().strip_prefix("whsec_")?).ok()?;
-        (raw.len() >= 24).then_some(Self(raw))
-    }
-
-    /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
-    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
-    }
-}
 
 /// Retry and timeout settings.
 #[derive(Debug, Clone, Copy)]
