@@ -31,8 +31,8 @@ export const options = {
       rate: RATE,
       timeUnit: '1s',
       duration: DURATION,
-      preAllocatedVUs: Math.max(20, RATE / 4),
-      maxVUs: Math.max(100, RATE * 2),
+      preAllocatedVUs: Math.max(20, Math.ceil(RATE / 4)),
+      maxVUs: Math.max(100, Math.ceil(RATE * 2)),
     },
   },
   thresholds: {
