@@ -132,3 +132,116 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
     let (ok, out) = idvctl(dir.path(), &["ledger", "verify", ledger.to_str().unwrap()]);
     assert!(!ok && out.starts_with("BROKEN at line 2 (seq 2)"), "{out}");
 }
+
+#[test]
+fn seed_phones_prints_distinct_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = idvctl(
+        dir.path(),
+        &["artifact", "seed-phones", "--region", "eu", "--count", "3"],
+    );
+    assert!(ok, "{out}");
+    let ids: Vec<String> = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.iter().all(|i| i.starts_with("art_eu_")));
+    assert_ne!(ids[0], ids[1]);
+}
+
+#[tokio::test]
+async fn sms_sink_takes_only_signed_events_and_hands_out_codes() {
+    use base64::Engine;
+    use idv_shared::webhook::SigningSecret;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([9u8; 32])
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idvctl"))
+        .args([
+            "sms-sink",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--secrets",
+            &secret,
+        ])
+        .env("IDV_DATA_DIR", dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if client.get(format!("{base}/codes/x")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "sink did not start");
+    let body = serde_json::to_vec(&serde_json::json!({
+        "specversion": "1.0", "id": "evt_1", "type": "com.idv.phone.otp.delivery_requested",
+        "data": { "challenge_id": "chl_1", "code": "123456" }
+    }))
+    .unwrap();
+    let ts = chrono_now();
+    let post = |signature: String| {
+        client
+            .post(format!("{base}/sms"))
+            .header("webhook-id", "evt_1")
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature)
+            .body(body.clone())
+            .send()
+    };
+    let forged = SigningSecret::parse(&format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    ))
+    .unwrap();
+    assert_eq!(
+        post(forged.sign("evt_1", ts, &body))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/codes/chl_1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let good = SigningSecret::parse(&secret).unwrap();
+    assert_eq!(
+        post(good.sign("evt_1", ts, &body)).await.unwrap().status(),
+        204
+    );
+    let code: serde_json::Value = client
+        .get(format!("{base}/codes/chl_1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(code["code"], "123456");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
