@@ -110,6 +110,18 @@ impl ChallengeStore for MemoryStore {
                 });
             }
         }
+        // Every map is bounded by the same capacity: idempotency keys and number states outlive challenges.
+        let full = |st: &State| {
+            st.challenges.len() >= self.capacity
+                || st.idem.len() >= self.capacity
+                || st.numbers.len() >= self.capacity
+        };
+        if full(&st) {
+            st.sweep(now_ms, policy.number_window_ms);
+            if full(&st) {
+                return Err(StoreError::Full);
+            }
+        }
         let number = st.numbers.entry(challenge.number_key.clone()).or_default();
         if number.blocked {
             return Ok(Created::Blocked);
@@ -128,12 +140,6 @@ impl ChallengeStore for MemoryStore {
             });
         }
         number.starts.push_back(now_ms);
-        if st.challenges.len() >= self.capacity {
-            st.sweep(now_ms, policy.number_window_ms);
-            if st.challenges.len() >= self.capacity {
-                return Err(StoreError::Full);
-            }
-        }
         let until = challenge.max_expires_ms + policy.retain_ms;
         st.challenges
             .insert(challenge.id.clone(), (challenge.clone(), until));

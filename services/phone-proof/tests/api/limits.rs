@@ -293,3 +293,20 @@ async fn bad_numbers_and_requests_get_their_codes() {
         .await;
     assert_eq!(res.status(), 400);
 }
+
+#[tokio::test]
+async fn a_full_memory_store_sheds_load_instead_of_growing() {
+    let app = spawn_app_with(Backend::Memory, |_, s| s.memory_max_challenges = 2).await;
+    let token = app.token();
+    app.challenge(&token, NUMBER).await;
+    app.challenge(&token, "+4915112345679").await;
+    let res = app
+        .create(&token, &app.put_phone("+4915112345670").await)
+        .await;
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "overloaded");
+    // Once retention has passed, the sweep makes room again.
+    app.advance(600 + 3600);
+    app.challenge(&token, "+4915112345670").await;
+}
