@@ -39,7 +39,7 @@ pub struct UnblockResponse {
         (status = 404, description = "`artifact_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:admin"])))]
+    security(("gateway_jwt" = ["phone:admin"])))]
 pub async fn unblock(
     auth: Authorized<PhoneAdmin>,
     State(state): State<AppState>,

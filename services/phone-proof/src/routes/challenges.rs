@@ -132,7 +132,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         (status = 502, description = "`delivery_failed`: the challenge is `failed`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`, `overloaded`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:challenge"])))]
+    security(("gateway_jwt" = ["phone:challenge"])))]
 pub async fn create(
     auth: Authorized<PhoneChallenge>,
     State(state): State<AppState>,
@@ -186,7 +186,7 @@ pub async fn create(
         (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`: nothing was decided", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:verify"])))]
+    security(("gateway_jwt" = ["phone:verify"])))]
 pub async fn verify(
     auth: Authorized<PhoneVerify>,
     State(state): State<AppState>,
@@ -209,7 +209,7 @@ pub async fn verify(
         (status = 404, description = "`challenge_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:challenge"])))]
+    security(("gateway_jwt" = ["phone:challenge"])))]
 pub async fn status(
     auth: Authorized<PhoneChallenge>,
     State(state): State<AppState>,
@@ -232,7 +232,7 @@ pub async fn status(
         (status = 410, description = "`challenge_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:challenge"])))]
+    security(("gateway_jwt" = ["phone:challenge"])))]
 pub async fn cancel(
     auth: Authorized<PhoneChallenge>,
     State(state): State<AppState>,
@@ -258,7 +258,7 @@ pub async fn cancel(
         (status = 502, description = "`delivery_failed`: the challenge is `failed`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("bearer" = ["phone:challenge"])))]
+    security(("gateway_jwt" = ["phone:challenge"])))]
 pub async fn resend(
     auth: Authorized<PhoneChallenge>,
     State(state): State<AppState>,
