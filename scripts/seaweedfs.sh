@@ -10,14 +10,27 @@ PIDFILE="$DIR/weed.pid"
 KEY=idvtestkey
 SECRET=idvtestsecret
 
-bucket_ok() {
-  curl -s -o /dev/null -w '%{http_code}' --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" \
-    "http://127.0.0.1:$S3_PORT/$1" -X HEAD | grep -q '^200$'
+s3() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 5 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$KEY:$SECRET" "$@"
+}
+
+bucket_ok() { s3 "http://127.0.0.1:$S3_PORT/$1" -X HEAD | grep -q '^200$'; }
+
+# A bucket that answers HEAD may still refuse writes while SeaweedFS grows its first volumes; the tests write at
+# once and in parallel, so ready means an object round-trips in every bucket.
+writable() {
+  local b url
+  for b in idv-eu idv-us; do
+    url="http://127.0.0.1:$S3_PORT/$b/readiness-probe"
+    s3 "$url" -X PUT --data-binary "probe" | grep -q '^200$' || return 1
+    s3 "$url" | grep -q '^200$' || return 1
+    s3 "$url" -X DELETE | grep -q '^20[04]$' || return 1
+  done
 }
 
 start() {
   ensure_tools
-  if bucket_ok idv-eu && bucket_ok idv-us; then log "SeaweedFS already answering on :$S3_PORT"; return; fi
+  if writable; then log "SeaweedFS already answering on :$S3_PORT"; return; fi
   mkdir -p "$DIR/data"
   cat > "$DIR/s3.json" <<JSON
 {"identities":[{"name":"idv-test","credentials":[{"accessKey":"$KEY","secretKey":"$SECRET"}],"actions":["Admin","Read","Write","List","Tagging"]}]}
@@ -26,8 +39,8 @@ JSON
   nohup "$VENV/bin/weed" mini -dir="$DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$S3_PORT" \
     -s3.config="$DIR/s3.json" -bucket=idv-eu,idv-us -admin.ui=false > "$DIR/weed.log" 2>&1 &
   echo $! > "$PIDFILE"
-  for _ in $(seq 1 120); do
-    if bucket_ok idv-eu && bucket_ok idv-us; then log "SeaweedFS ready"; return; fi
+  for _ in $(seq 1 240); do
+    if bucket_ok idv-eu && bucket_ok idv-us && writable; then log "SeaweedFS ready"; return; fi
     sleep 0.5
   done
   echo "SeaweedFS did not become ready; last log lines:" >&2; tail -20 "$DIR/weed.log" >&2; return 1
@@ -54,6 +67,6 @@ case "${1:-start}" in
   start) start; env_lines ;;
   stop) stop ;;
   env) env_lines ;;
-  status) bucket_ok idv-eu && bucket_ok idv-us ;;
+  status) writable ;;
   *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
 esac

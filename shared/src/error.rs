@@ -66,8 +66,14 @@ pub enum ErrorCode {
     IdempotencyConflict,
     /// The message could not be delivered to the SMS gateway after retries; the challenge is `failed` (phone-proof).
     DeliveryFailed,
+    /// A model reload was refused (bad manifest, hash or signature); the running models stay (face-match).
+    ModelRejected,
     /// The request body exceeds the route's limit.
     PayloadTooLarge,
+    /// The image's bytes do not decode: truncated, corrupt, or not what its signature says (face-match, document-ocr).
+    InvalidImage,
+    /// The image's pixel dimensions exceed the decoder's limit, whatever its byte size (face-match, document-ocr).
+    ImageTooLarge,
     /// No route at that path.
     NotFound,
     /// The route exists but not for that method.
@@ -88,7 +94,10 @@ impl ErrorCode {
             Self::ArtifactNotFound | Self::ChallengeNotFound | Self::NotFound => {
                 StatusCode::NOT_FOUND
             }
-            Self::ArtifactTooLarge | Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ArtifactTooLarge | Self::PayloadTooLarge | Self::ImageTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::InvalidImage | Self::ModelRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -131,7 +140,10 @@ impl ErrorCode {
             Self::ResendLimited => "resend_limited",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::DeliveryFailed => "delivery_failed",
+            Self::ModelRejected => "model_rejected",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::InvalidImage => "invalid_image",
+            Self::ImageTooLarge => "image_too_large",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Timeout => "timeout",
@@ -162,7 +174,10 @@ impl ErrorCode {
             Self::ResendLimited => "Resend not available",
             Self::IdempotencyConflict => "Idempotency key conflict",
             Self::DeliveryFailed => "Delivery failed",
+            Self::ModelRejected => "Model reload refused",
             Self::PayloadTooLarge => "Payload too large",
+            Self::InvalidImage => "Invalid image",
+            Self::ImageTooLarge => "Image dimensions too large",
             Self::NotFound => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Timeout => "Request timeout",

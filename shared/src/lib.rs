@@ -11,6 +11,8 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod http;
+#[cfg(feature = "imaging")]
+pub mod imaging;
 pub mod kernel;
 pub mod limits;
 pub mod metrics;

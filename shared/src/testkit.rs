@@ -6,7 +6,35 @@
 
 use std::{net::SocketAddr, path::Path};
 
-use crate::{config::CommonConfig, verdict::ServiceName};
+use crate::{
+    config::{CommonConfig, RegionStore, Secret},
+    store::S3Settings,
+    verdict::ServiceName,
+};
+
+/// Points regions `eu` and `us` at the test SeaweedFS that `scripts/test.sh` starts and exports
+/// (`IDV_TEST_S3_*`), under a fresh key prefix so tests never see each other's objects.
+pub fn use_test_s3(config: &mut CommonConfig, prefix: &str) {
+    let endpoint = std::env::var("IDV_TEST_S3_ENDPOINT").expect(
+        "IDV_TEST_S3_ENDPOINT is not set: run the suite through scripts/test.sh, which starts SeaweedFS",
+    );
+    let key = std::env::var("IDV_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "idvtestkey".into());
+    let secret = std::env::var("IDV_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "idvtestsecret".into());
+    for region in ["eu", "us"] {
+        config.regions.insert(
+            region.into(),
+            RegionStore::S3(S3Settings {
+                bucket: format!("idv-{region}"),
+                endpoint: Some(endpoint.clone()),
+                aws_region: "us-east-1".into(),
+                path_style: true,
+                prefix: format!("{prefix}-{}/", ulid::Ulid::new()),
+                access_key_id: Some(key.clone()),
+                secret_access_key: Some(Secret::new(secret.clone())),
+            }),
+        );
+    }
+}
 
 /// A configuration for tests: everything under `data_dir`, folder stores for `eu` and `us`, readable logs.
 pub fn test_config(service: ServiceName, data_dir: &Path) -> CommonConfig {

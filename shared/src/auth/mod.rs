@@ -97,6 +97,8 @@ scopes! {
     PhoneVerify => "phone:verify",
     /// `phone:admin`: operator actions such as unblocking a number.
     PhoneAdmin => "phone:admin",
+    /// `face:admin`: operator actions such as reloading the models.
+    FaceAdmin => "face:admin",
 }
 
 #[derive(Deserialize)]

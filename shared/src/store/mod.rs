@@ -286,7 +286,11 @@ impl ArtifactStores {
         store
             .put(&id.object_key(), bytes, region, media.content_type())
             .await
-            .map_err(|_| FetchError::Unavailable(region.clone()))?;
+            .map_err(|e| {
+                tracing::warn!(region = %region, error = %e, "artifact store refused a write");
+                crate::metrics::record_store_error(region.as_str(), "unavailable");
+                FetchError::Unavailable(region.clone())
+            })?;
         Ok(id)
     }
 
