@@ -35,6 +35,19 @@ ensure_redis() {
   echo "Redis did not start" >&2; return 1
 }
 
+# Tesseract 5 with its headers and clang (the `tesseract` crate binds them at build time) and the OCR-B font
+# the document generator renders with, from Debian.
+OCR_PACKAGES=(tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev clang libclang-dev fonts-ocr-b)
+ensure_ocr() {
+  local missing=()
+  for p in "${OCR_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  log "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
 # Rust toolchain sanity: cargo must exist (the machines have rustup's stable).
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }

@@ -5,8 +5,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_rust
+ensure_ocr
 ensure_tools
 ensure_redis
+export OMP_THREAD_LIMIT=1
+log "models, ONNX Runtime and test photos (sha256-checked)"
+python3 scripts/fetch-models.py --test-photos
 
 started_weed=0
 scripts/seaweedfs.sh status || started_weed=1
