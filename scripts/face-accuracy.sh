@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# face-match accuracy on every labelled pair of registry-shipped photos (docs/face-pairs.csv): the Rust
+# pipeline's scores and verdict-relevant statistics (`face-match calibrate`), side by side with the independent
+# Python onnxruntime + OpenCV pipeline's scores. Prints the Markdown used in docs/accuracy.md.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+ensure_rust; ensure_tools
+python3 scripts/fetch-models.py --test-photos >&2
+cargo build --release --locked -q -p face-match
+export ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so"
+out="$ROOT/var/accuracy"; mkdir -p "$out"
+target/release/face-match calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml --json > "$out/rust.json"
+target/release/face-match calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml > "$out/rust.txt"
+"$VENV/bin/python" tools/face-reference/face_reference.py --manifest models/manifest.toml \
+  pipeline --pairs docs/face-pairs.csv --repeat 0 > "$out/python.json"
+"$VENV/bin/python" - "$out" <<'PY'
+import json, os, sys, tomllib
+out = sys.argv[1]
+rs = json.load(open(f"{out}/rust.json")); py = json.load(open(f"{out}/python.json"))["results"]
+prof = tomllib.load(open("models/manifest.toml", "rb"))["embedder"]["profiles"]
+d = prof["default"]
+print("| pair | a | b | Rust cosine | Python cosine | verdict (default profile) |")
+print("|---|---|---|---|---|---|")
+worst = 0.0
+for r, p in zip(rs["pairs"], py):
+    s, q = r["similarity"], p["similarity"]
+    worst = max(worst, abs(s - q))
+    v = "pass" if s >= d["pass"] else "fail" if s < d["fail"] else "review"
+    print(f"| {'genuine' if r['pair']['same'] else 'impostor'} | {os.path.basename(r['pair']['a'])} | "
+          f"{os.path.basename(r['pair']['b'])} | {s:.4f} | {q:.4f} | {v} |")
+rep = rs["report"]
+print()
+for k in ("genuine", "impostor"):
+    st = rep[k]
+    print(f"- {k}: n={st['n']}, min {st['min']:.4f}, mean {st['mean']:.4f}, max {st['max']:.4f}")
+print(f"- margin (lowest genuine − highest impostor): {rep['margin']:.4f}")
+print(f"- largest |Rust − Python| cosine difference: {worst:.4f}")
+for name, t in prof.items():
+    g = [r for r in rs["pairs"] if r["pair"]["same"]]; i = [r for r in rs["pairs"] if not r["pair"]["same"]]
+    fm = sum(r["similarity"] >= t["pass"] for r in i); fnm = sum(r["similarity"] < t["pass"] for r in g)
+    print(f"- profile `{name}` (pass ≥ {t['pass']}, fail < {t['fail']}): false matches {fm}/{len(i)}, "
+          f"genuine pairs not passed {fnm}/{len(g)}")
+PY

