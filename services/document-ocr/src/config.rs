@@ -1,9 +1,52 @@
 //! Configuration of document-ocr: the common settings (see `idv_shared::config`) plus its own.
 
+use std::path::PathBuf;
+
+use idv_shared::imaging::DecodeLimits;
 use serde::Deserialize;
 
-/// Settings only document-ocr has. Set through the service prefix (e.g. `OCR_…`) or the
-/// `[document-ocr]` table of `IDV_CONFIG_FILE`.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Settings only document-ocr has. Set through the service prefix (e.g. `OCR_WORKERS=2`) or the
+/// `[document-ocr]` table of `IDV_CONFIG_FILE`. Run with `OMP_THREAD_LIMIT=1` so each engine stays on its
+/// worker's core (the scripts set it).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct Settings {}
+pub struct Settings {
+    /// Folder with `mrz.traineddata` (and `eng.traineddata` for the fallback).
+    pub tessdata: PathBuf,
+    /// Primary language.
+    pub language: String,
+    /// Fallback language; empty for none.
+    pub fallback_language: String,
+    /// OCR worker threads, each with its own engines. 0: one per core.
+    pub workers: usize,
+    /// Documents waiting for a worker at most; past it requests get `503 overloaded` at once.
+    pub queue_capacity: usize,
+    /// Pixel limits of decoded images.
+    pub decode: DecodeLimits,
+    /// OCR confidence (0–1) below which a verdict is at best `review`.
+    pub min_confidence: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            tessdata: PathBuf::from(".cache/tessdata"),
+            language: "mrz".into(),
+            fallback_language: "eng".into(),
+            workers: 0,
+            queue_capacity: 16,
+            decode: DecodeLimits::default(),
+            min_confidence: 0.7,
+        }
+    }
+}
+
+impl Settings {
+    /// The worker count to run.
+    pub fn worker_count(&self) -> usize {
+        if self.workers > 0 {
+            return self.workers;
+        }
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    }
+}

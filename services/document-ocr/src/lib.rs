@@ -4,6 +4,10 @@
 //! whole service on `127.0.0.1:0`.
 
 pub mod config;
+pub mod document;
+pub mod error;
+pub mod mrz;
+pub mod ocr;
 pub mod routes;
 
 use std::sync::Arc;
@@ -26,6 +30,8 @@ pub struct AppState {
     pub kernel: Arc<Kernel>,
     /// This service's own settings.
     pub settings: Arc<config::Settings>,
+    /// The domain service.
+    pub documents: Arc<document::DocumentReader>,
 }
 
 impl FromRef<AppState> for Arc<Kernel> {
@@ -41,16 +47,48 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the kernel and the service state from configuration.
+    /// Builds the kernel, loads the OCR engines and the service state from configuration.
     pub async fn build(
         common: CommonConfig,
         settings: config::Settings,
     ) -> Result<Self, KernelError> {
+        Self::build_with(common, settings, Arc::new(document::SystemClock)).await
+    }
+
+    /// Like [`App::build`] with another clock (tests move the date).
+    pub async fn build_with(
+        common: CommonConfig,
+        settings: config::Settings,
+        clock: Arc<dyn document::Clock>,
+    ) -> Result<Self, KernelError> {
         let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
+        kernel.set_ready("ocr", false);
+        let fallback = Some(settings.fallback_language.clone()).filter(|l| !l.is_empty());
+        let spec = ocr::engine::EngineSpec {
+            datapath: settings.tessdata.clone(),
+            primary: settings.language.clone(),
+            fallback,
+        };
+        let (workers, capacity) = (settings.worker_count(), settings.queue_capacity);
+        let pool =
+            tokio::task::spawn_blocking(move || ocr::engine::Pool::start(spec, workers, capacity))
+                .await
+                .map_err(|e| KernelError::Config(e.to_string()))?
+                .map_err(|e| KernelError::Config(e.to_string()))?;
+        tracing::info!(workers, queue = capacity, language = %settings.language, "OCR engines loaded");
+        kernel.set_ready("ocr", true);
+        let documents = Arc::new(document::DocumentReader::new(
+            kernel.clone(),
+            pool,
+            settings.decode,
+            clock,
+            settings.min_confidence,
+        ));
         Ok(Self {
             state: AppState {
                 kernel,
                 settings: Arc::new(settings),
+                documents,
             },
         })
     }

@@ -1,18 +1,125 @@
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
-use document_ocr::{App, SERVICE, config::Settings};
-use idv_shared::testkit;
+use chrono::NaiveDate;
+use document_ocr::{App, SERVICE, config::Settings, document::FixedClock};
+use idv_shared::{
+    Kernel,
+    auth::dev::{DevIssuer, MintRequest},
+    config::CommonConfig,
+    store::ArtifactId,
+    testkit,
+};
+use serde_json::{Value, json};
+
+/// The date the tests run "on", so expiry is deterministic.
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+}
+
+pub fn settings() -> Settings {
+    let tessdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.cache/tessdata");
+    assert!(
+        tessdata.join("mrz.traineddata").exists(),
+        "{} is missing: run scripts/fetch-models.py (scripts/test.sh does)",
+        tessdata.display()
+    );
+    Settings {
+        tessdata,
+        workers: 2,
+        ..Settings::default()
+    }
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub kernel: Arc<Kernel>,
+    pub dev: DevIssuer,
     pub _dir: tempfile::TempDir,
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_, _| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut CommonConfig, &mut Settings)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let config = testkit::test_config(SERVICE, dir.path());
-    let app = App::build(config, Settings::default()).await.unwrap();
+    let mut config = testkit::test_config(SERVICE, dir.path());
+    let mut s = settings();
+    configure(&mut config, &mut s);
+    let app = App::build_with(config, s, Arc::new(FixedClock(today())))
+        .await
+        .unwrap();
+    let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    TestApp { addr, _dir: dir }
+    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        kernel,
+        dev,
+        _dir: dir,
+    }
+}
+
+/// Both regions on the test SeaweedFS (started and exported by `scripts/test.sh`).
+pub fn use_s3(config: &mut CommonConfig) {
+    testkit::use_test_s3(config, "ocr");
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn token(&self) -> String {
+        self.dev.mint(&MintRequest {
+            audience: SERVICE.as_str().into(),
+            scopes: vec!["ocr:verify".into()],
+            tenant: "acme".into(),
+            regions: vec!["eu".into()],
+            ttl_secs: 300,
+        })
+    }
+
+    pub async fn put(&self, bytes: Vec<u8>) -> ArtifactId {
+        self.kernel
+            .stores
+            .put_new(&"eu".parse().unwrap(), bytes.into())
+            .await
+            .unwrap()
+    }
+
+    pub async fn ocr(&self, body: Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url("/v1/documents/ocr"))
+            .bearer_auth(self.token())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    pub async fn read(&self, bytes: Vec<u8>) -> (u16, Value) {
+        let id = self.put(bytes).await;
+        self.ocr(json!({"artifact_id": id.to_string()})).await
+    }
+
+    pub fn ledger(&self) -> String {
+        std::fs::read_to_string(self.kernel.auditor.ledger_path()).unwrap_or_default()
+    }
+}
+
+pub fn reasons(v: &Value) -> Vec<String> {
+    v["reasons"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["code"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }

@@ -1,0 +1,418 @@
+//! The document-ocr domain service: fetch the artifact, read its MRZ on an OCR worker, judge it, and issue
+//! the verdict once its ledger entry is durable. Returns only the fields asked for; logs none.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::NaiveDate;
+use idv_shared::{
+    Kernel,
+    auth::Caller,
+    imaging::{DecodeLimits, decode_rgb},
+    store::{ArtifactId, ArtifactKind},
+    verdict::{Outcome, Reason, ReasonCode, Verdict, VerdictDraft},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    SERVICE,
+    error::OcrServiceError,
+    mrz::{CheckOutcome, Correction, Mrz, MrzFormat, Sex},
+    ocr::{engine::Pool, reader},
+};
+
+/// Today, for expiry and date centuries; injectable so tests can move it.
+pub trait Clock: Send + Sync {
+    /// The current date (UTC).
+    fn today(&self) -> NaiveDate;
+}
+
+/// The system clock.
+#[derive(Debug)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn today(&self) -> NaiveDate {
+        chrono::Utc::now().date_naive()
+    }
+}
+
+/// A fixed date.
+#[derive(Debug)]
+pub struct FixedClock(pub NaiveDate);
+
+impl Clock for FixedClock {
+    fn today(&self) -> NaiveDate {
+        self.0
+    }
+}
+
+/// What kind of document the caller expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentHint {
+    /// Any format.
+    #[default]
+    Auto,
+    /// TD3.
+    Passport,
+    /// TD1 or TD2.
+    IdCard,
+    /// MRV-A or MRV-B.
+    Visa,
+}
+
+impl DocumentHint {
+    fn allows(self, f: MrzFormat) -> bool {
+        match self {
+            Self::Auto => true,
+            Self::Passport => f == MrzFormat::Td3,
+            Self::IdCard => matches!(f, MrzFormat::Td1 | MrzFormat::Td2),
+            Self::Visa => matches!(f, MrzFormat::MrvA | MrzFormat::MrvB),
+        }
+    }
+}
+
+/// Every field a caller may ask for.
+pub const FIELDS: [&str; 10] = [
+    "document_code",
+    "issuing_state",
+    "surname",
+    "given_names",
+    "document_number",
+    "nationality",
+    "birth_date",
+    "sex",
+    "expiry_date",
+    "optional_data",
+];
+
+/// One returned field.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FieldValue {
+    /// Normalised value (dates as ISO 8601, names with spaces, fillers removed).
+    pub value: String,
+    /// Confidence in this field, 0–1: OCR confidence, halved when its check digit fails, lowered when repaired.
+    pub confidence: f64,
+}
+
+/// How the MRZ was read.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OcrInfo {
+    /// Language data used (`mrz` or the fallback).
+    pub language: String,
+    /// Clockwise rotation applied to the page, degrees.
+    pub rotation_degrees: u16,
+    /// Tesseract's confidence in the weakest MRZ line, 0–1.
+    pub confidence: f64,
+}
+
+/// The `result` of a document-ocr verdict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OcrResult {
+    /// The MRZ format, when one was read.
+    pub format: Option<MrzFormat>,
+    /// The requested fields.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Every check digit and whether it holds.
+    pub checks: Vec<CheckOutcome>,
+    /// Repairs applied to the returned fields.
+    pub corrections: Vec<Correction>,
+    /// OCR details, when an MRZ was read.
+    pub ocr: Option<OcrInfo>,
+}
+
+/// The request, parsed.
+#[derive(Debug, Clone)]
+pub struct OcrQuery {
+    /// The document image.
+    pub artifact: ArtifactId,
+    /// Expected kind.
+    pub hint: DocumentHint,
+    /// Fields to return (all when `None`).
+    pub fields: Option<Vec<String>>,
+}
+
+/// The service.
+pub struct DocumentReader {
+    kernel: Arc<Kernel>,
+    pool: Arc<Pool>,
+    decode: DecodeLimits,
+    clock: Arc<dyn Clock>,
+    min_confidence: f64,
+}
+
+impl std::fmt::Debug for DocumentReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DocumentReader")
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+fn reason(code: ReasonCode, detail: impl Into<String>) -> Reason {
+    Reason {
+        code,
+        detail: detail.into(),
+    }
+}
+
+impl DocumentReader {
+    /// A reader over a kernel and an OCR pool.
+    pub fn new(
+        kernel: Arc<Kernel>,
+        pool: Arc<Pool>,
+        decode: DecodeLimits,
+        clock: Arc<dyn Clock>,
+        min_confidence: f64,
+    ) -> Self {
+        Self {
+            kernel,
+            pool,
+            decode,
+            clock,
+            min_confidence,
+        }
+    }
+
+    /// Reads and judges a document; returns the recorded verdict.
+    pub async fn verify(
+        &self,
+        caller: &Caller,
+        q: OcrQuery,
+    ) -> Result<Verdict<OcrResult>, OcrServiceError> {
+        let artifact = self
+            .kernel
+            .stores
+            .fetch(&q.artifact, &caller.regions, ArtifactKind::Image)
+            .await?;
+        let (bytes, limits, today) = (artifact.bytes.clone(), self.decode, self.clock.today());
+        let reading = self
+            .pool
+            .run(
+                move |engines| -> Result<Option<reader::Reading>, OcrServiceError> {
+                    let page = decode_rgb(&bytes, limits)?;
+                    Ok(reader::read(engines, &page.image, today)?)
+                },
+            )
+            .await??;
+        let (verdict, confidence, reasons, result) = judge(reading, &q, today, self.min_confidence);
+        let draft = VerdictDraft {
+            service: SERVICE,
+            verdict,
+            confidence,
+            reasons,
+            result,
+            artifacts: vec![artifact.custody()],
+            model: None,
+        };
+        Ok(self.kernel.auditor.issue(&caller.tenant, draft).await?)
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+fn field_of(correction_field: &str) -> &str {
+    match correction_field {
+        "names" => "surname",
+        other => other,
+    }
+}
+
+fn wanted(fields: Option<&[String]>, name: &str) -> bool {
+    fields.is_none_or(|f| {
+        f.iter()
+            .any(|x| x == name || (name == "surname" && x == "given_names"))
+    })
+}
+
+fn fields(m: &Mrz, r: &reader::Reading, only: Option<&[String]>) -> BTreeMap<String, FieldValue> {
+    use crate::mrz::Checked;
+    let holds = |c: Checked| {
+        m.checks
+            .iter()
+            .find(|x| x.field == c)
+            .is_none_or(|x| x.holds)
+    };
+    let corrected = |f: &str| {
+        m.corrections
+            .iter()
+            .any(|c| c.field == f || (c.field == "names" && (f == "surname" || f == "given_names")))
+    };
+    let date = |d: Option<NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
+    let all: [(&str, String, Option<Checked>); 10] = [
+        ("document_code", m.document_code.clone(), None),
+        ("issuing_state", m.issuing_state.clone(), None),
+        ("surname", m.surname.clone(), None),
+        ("given_names", m.given_names.clone(), None),
+        (
+            "document_number",
+            m.document_number.clone(),
+            Some(Checked::DocumentNumber),
+        ),
+        ("nationality", m.nationality.clone(), None),
+        ("birth_date", date(m.birth_date), Some(Checked::BirthDate)),
+        (
+            "sex",
+            match m.sex {
+                Sex::Male => "M",
+                Sex::Female => "F",
+                Sex::Unspecified => "X",
+            }
+            .to_owned(),
+            None,
+        ),
+        (
+            "expiry_date",
+            date(m.expiry_date),
+            Some(Checked::ExpiryDate),
+        ),
+        (
+            "optional_data",
+            m.optional_data.clone(),
+            Some(Checked::OptionalData),
+        ),
+    ];
+    all.into_iter()
+        .filter(|(name, ..)| only.is_none_or(|f| f.iter().any(|x| x == name)))
+        .map(|(name, value, check)| {
+            let mut c = r.confidence;
+            if check.is_some_and(|k| !holds(k)) || !holds(Checked::Composite) {
+                c *= 0.5;
+            }
+            if corrected(name) {
+                c *= 0.85;
+            }
+            (
+                name.to_owned(),
+                FieldValue {
+                    value,
+                    confidence: round(c),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Turns a reading into a verdict: `fail` when no MRZ is found, it is not the hinted kind, a check digit does
+/// not hold, a date is invalid or the document expired; `review` on repairs, unknown country codes or low OCR
+/// confidence; `pass` otherwise. Public so the accuracy tool judges exactly as the service does.
+pub fn judge(
+    reading: Option<reader::Reading>,
+    q: &OcrQuery,
+    today: NaiveDate,
+    min_confidence: f64,
+) -> (Outcome, f64, Vec<Reason>, OcrResult) {
+    let empty = OcrResult {
+        format: None,
+        fields: BTreeMap::new(),
+        checks: vec![],
+        corrections: vec![],
+        ocr: None,
+    };
+    let Some(r) = reading else {
+        return (
+            Outcome::Fail,
+            0.9,
+            vec![reason(
+                ReasonCode::MrzNotFound,
+                "no machine-readable zone was found on the image",
+            )],
+            empty,
+        );
+    };
+    let m = &r.mrz;
+    if !q.hint.allows(m.format) {
+        let detail = format!(
+            "the document hint is {:?} but the MRZ is {:?}",
+            q.hint, m.format
+        );
+        return (
+            Outcome::Fail,
+            r.confidence,
+            vec![reason(ReasonCode::MrzUnreadable, detail)],
+            empty,
+        );
+    }
+    let mut reasons = Vec::new();
+    let failed: Vec<&CheckOutcome> = m.checks.iter().filter(|c| !c.holds).collect();
+    for c in &failed {
+        reasons.push(reason(
+            ReasonCode::CheckDigitMismatch,
+            format!("the {:?} check digit does not hold", c.field),
+        ));
+    }
+    for f in &m.invalid_dates {
+        reasons.push(reason(
+            ReasonCode::InvalidDate,
+            format!("{f} is not a valid date"),
+        ));
+    }
+    let expired = m.expiry_date.is_some_and(|d| d < today);
+    if expired {
+        reasons.push(reason(
+            ReasonCode::DocumentExpired,
+            "the document's expiry date has passed",
+        ));
+    }
+    for f in &m.unknown_countries {
+        reasons.push(reason(
+            ReasonCode::UnknownCountryCode,
+            format!("{f} is not an ISO 3166-1 or ICAO code"),
+        ));
+    }
+    if !m.corrections.is_empty() {
+        reasons.push(reason(
+            ReasonCode::CorrectedCharacters,
+            format!(
+                "{} OCR confusion(s) repaired, each confirmed by a check digit or the country list",
+                m.corrections.len()
+            ),
+        ));
+    }
+    if r.confidence < min_confidence {
+        reasons.push(reason(
+            ReasonCode::LowConfidence,
+            format!(
+                "OCR confidence {:.2} is below {:.2}",
+                r.confidence, min_confidence
+            ),
+        ));
+    }
+    let hard = !failed.is_empty() || expired || !m.invalid_dates.is_empty();
+    let soft = !m.unknown_countries.is_empty()
+        || !m.corrections.is_empty()
+        || r.confidence < min_confidence;
+    let verdict = if hard {
+        Outcome::Fail
+    } else if soft {
+        Outcome::Review
+    } else {
+        Outcome::Pass
+    };
+    // Every check digit that holds makes a wrong reading ten times less likely to pass unnoticed.
+    let holding = m.checks.iter().filter(|c| c.holds).count() as i32;
+    let confidence = match verdict {
+        Outcome::Pass => 1.0 - (1.0 - r.confidence) * 10f64.powi(-holding),
+        _ => r.confidence,
+    };
+    let result = OcrResult {
+        format: Some(m.format),
+        fields: fields(m, &r, q.fields.as_deref()),
+        checks: m.checks.clone(),
+        corrections: m
+            .corrections
+            .iter()
+            .filter(|c| wanted(q.fields.as_deref(), field_of(&c.field)))
+            .cloned()
+            .collect(),
+        ocr: Some(OcrInfo {
+            language: r.language.clone(),
+            rotation_degrees: u16::from(r.quarter_turns) * 90,
+            confidence: round(r.confidence),
+        }),
+    };
+    (verdict, round(confidence), reasons, result)
+}

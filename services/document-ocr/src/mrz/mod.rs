@@ -1,0 +1,296 @@
+//! Machine-readable zones (ICAO 9303): the five formats, check digits, dates, country codes, and repairs of
+//! OCR confusions that the check digits confirm. Pure: text in, fields out; OCR lives elsewhere.
+
+pub mod check;
+pub mod country;
+mod layout;
+mod repair;
+#[cfg(test)]
+mod tests;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub use layout::MrzFormat;
+use layout::{Layout, Span};
+
+/// Why text is not an MRZ.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MrzError {
+    /// The lines match no format's line count and length.
+    #[error(
+        "{0} lines of lengths {1:?} match no MRZ format (TD1 3×30, TD2/MRV-B 2×36, TD3/MRV-A 2×44)"
+    )]
+    Shape(usize, Vec<usize>),
+    /// A character outside `A–Z 0–9 <`.
+    #[error("line {line}, column {column}: '{found}' is not an MRZ character")]
+    Alphabet {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The character.
+        found: char,
+    },
+}
+
+/// Sex as the MRZ states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    /// `M`.
+    Male,
+    /// `F`.
+    Female,
+    /// `<` or `X`.
+    Unspecified,
+}
+
+/// A check-digit-protected part of the MRZ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Checked {
+    /// The document number.
+    DocumentNumber,
+    /// The birth date.
+    BirthDate,
+    /// The expiry date.
+    ExpiryDate,
+    /// The optional data (TD3's personal number).
+    OptionalData,
+    /// The composite check over the upper fields.
+    Composite,
+}
+
+/// One check digit and whether it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct CheckOutcome {
+    /// What it protects.
+    pub field: Checked,
+    /// The check digit as read (after repairs).
+    pub digit: char,
+    /// Whether it holds.
+    pub holds: bool,
+}
+
+/// One repaired character.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Correction {
+    /// The field it belongs to.
+    pub field: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// As read.
+    pub from: char,
+    /// As repaired.
+    pub to: char,
+    /// What confirmed it: a check digit, or the field's type and the country list.
+    pub confirmed_by: String,
+}
+
+/// A parsed MRZ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mrz {
+    /// Which format.
+    pub format: MrzFormat,
+    /// Document code (`P`, `I`, `ID`, `V`, …), fillers removed.
+    pub document_code: String,
+    /// Issuing state or organisation code.
+    pub issuing_state: String,
+    /// Primary identifier.
+    pub surname: String,
+    /// Secondary identifier, names separated by spaces.
+    pub given_names: String,
+    /// Document number, fillers removed.
+    pub document_number: String,
+    /// Nationality code.
+    pub nationality: String,
+    /// Birth date, if a valid date.
+    pub birth_date: Option<NaiveDate>,
+    /// Sex.
+    pub sex: Sex,
+    /// Expiry date, if a valid date (TD1/TD2/TD3 always have one; visas too).
+    pub expiry_date: Option<NaiveDate>,
+    /// Optional data (TD1: both optional fields joined), fillers removed.
+    pub optional_data: String,
+    /// Every check digit of the format.
+    pub checks: Vec<CheckOutcome>,
+    /// Every repaired character.
+    pub corrections: Vec<Correction>,
+    /// Date fields that are not dates (`birth_date`, `expiry_date`).
+    pub invalid_dates: Vec<String>,
+    /// Country fields whose code is unknown (`issuing_state`, `nationality`).
+    pub unknown_countries: Vec<String>,
+    /// The lines after repairs.
+    pub lines: Vec<String>,
+}
+
+impl Mrz {
+    /// Whether every check digit holds.
+    pub fn checks_hold(&self) -> bool {
+        self.checks.iter().all(|c| c.holds)
+    }
+}
+
+/// Parses MRZ lines (whitespace removed, upper-cased) against `today` (for the century of dates).
+pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
+    let mut rows: Vec<Vec<u8>> = lines
+        .iter()
+        .map(|l| {
+            l.bytes()
+                .filter(|b| !b.is_ascii_whitespace())
+                .map(|b| b.to_ascii_uppercase())
+                .collect()
+        })
+        .filter(|l: &Vec<u8>| !l.is_empty())
+        .collect();
+    let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
+    let format = MrzFormat::detect(&rows).ok_or(MrzError::Shape(rows.len(), lens))?;
+    for (i, row) in rows.iter().enumerate() {
+        if let Some(j) = row.iter().position(|c| check::value(*c).is_none()) {
+            return Err(MrzError::Alphabet {
+                line: i + 1,
+                column: j + 1,
+                found: char::from(row[j]),
+            });
+        }
+    }
+    let layout = Layout::of(format);
+    let corrections = repair::repair(&mut rows, &layout);
+    let text = |s: Span| -> String { String::from_utf8_lossy(s.bytes(&rows)).into_owned() };
+    let clean = |s: Span| {
+        text(s)
+            .trim_end_matches('<')
+            .replace('<', " ")
+            .trim()
+            .to_owned()
+    };
+
+    let mut checks = Vec::new();
+    let mut push = |field, data: Vec<u8>, at: Span| {
+        let digit = at.bytes(&rows)[0];
+        checks.push(CheckOutcome {
+            field,
+            digit: char::from(digit),
+            holds: check::holds(&data, digit),
+        });
+    };
+    let (number, number_check) = layout.document_number(&rows);
+    push(Checked::DocumentNumber, number.clone(), number_check);
+    push(
+        Checked::BirthDate,
+        layout.birth.bytes(&rows).to_vec(),
+        layout.birth_check,
+    );
+    push(
+        Checked::ExpiryDate,
+        layout.expiry.bytes(&rows).to_vec(),
+        layout.expiry_check,
+    );
+    if let Some((data, at)) = layout.optional_check {
+        push(Checked::OptionalData, data.bytes(&rows).to_vec(), at);
+    }
+    if let Some((parts, at)) = &layout.composite {
+        let data: Vec<u8> = parts.iter().flat_map(|p| p.bytes(&rows).to_vec()).collect();
+        push(Checked::Composite, data, *at);
+    }
+
+    let names = text(layout.names);
+    let (surname, given) = names.split_once("<<").unwrap_or((names.as_str(), ""));
+    let tidy = |s: &str| {
+        s.split('<')
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let birth_date = birth(&text(layout.birth), today);
+    let expiry_date = expiry(&text(layout.expiry), today);
+    let mut invalid_dates = Vec::new();
+    if birth_date.is_none() {
+        invalid_dates.push("birth_date".to_owned());
+    }
+    if expiry_date.is_none() {
+        invalid_dates.push("expiry_date".to_owned());
+    }
+    let mut unknown_countries = Vec::new();
+    for (name, span) in [
+        ("issuing_state", layout.state),
+        ("nationality", layout.nationality),
+    ] {
+        if !country::is_known(&text(span)) {
+            unknown_countries.push(name.to_owned());
+        }
+    }
+    let optional_data = layout
+        .optional
+        .iter()
+        .map(|s| clean(*s))
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(Mrz {
+        format,
+        document_code: clean(layout.code),
+        issuing_state: text(layout.state).trim_end_matches('<').to_owned(),
+        surname: tidy(surname),
+        given_names: tidy(given),
+        document_number: String::from_utf8_lossy(&number)
+            .trim_end_matches('<')
+            .to_owned(),
+        nationality: text(layout.nationality).trim_end_matches('<').to_owned(),
+        birth_date,
+        sex: match layout.sex.bytes(&rows)[0] {
+            b'M' => Sex::Male,
+            b'F' => Sex::Female,
+            _ => Sex::Unspecified,
+        },
+        expiry_date,
+        optional_data,
+        checks,
+        corrections,
+        invalid_dates,
+        unknown_countries,
+        lines: rows
+            .iter()
+            .map(|r| String::from_utf8_lossy(r).into_owned())
+            .collect(),
+    })
+}
+
+fn ymd(s: &str) -> Option<(i32, u32, u32)> {
+    if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((
+        s[0..2].parse().ok()?,
+        s[2..4].parse().ok()?,
+        s[4..6].parse().ok()?,
+    ))
+}
+
+/// A birth date is in the past: the latest century that does not put it after `today`.
+pub fn birth(s: &str, today: NaiveDate) -> Option<NaiveDate> {
+    let (y, m, d) = ymd(s)?;
+    let date = NaiveDate::from_ymd_opt(2000 + y, m, d)?;
+    if date <= today {
+        Some(date)
+    } else {
+        NaiveDate::from_ymd_opt(1900 + y, m, d)
+    }
+}
+
+/// An expiry date lies within 50 years after `today` at most (documents are valid for at most ten years, but
+/// expired documents are read too): 20YY unless that is more than 50 years ahead.
+pub fn expiry(s: &str, today: NaiveDate) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    let (y, m, d) = ymd(s)?;
+    let year = if 2000 + y > today.year() + 50 {
+        1900 + y
+    } else {
+        2000 + y
+    };
+    NaiveDate::from_ymd_opt(year, m, d)
+}

@@ -1,0 +1,234 @@
+use chrono::NaiveDate;
+
+use super::*;
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default()
+}
+
+fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(y, m, d)
+}
+
+fn ok(lines: &[&str]) -> Mrz {
+    match parse(lines, today()) {
+        Ok(m) => m,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+const TD3: [&str; 2] = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+];
+const TD1: [&str; 3] = [
+    "I<UTOD231458907<<<<<<<<<<<<<<<",
+    "7408122F1204159UTO<<<<<<<<<<<6",
+    "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+];
+const TD2: [&str; 2] = [
+    "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+    "D231458907UTO7408122F1204159<<<<<<<6",
+];
+const MRV_A: [&str; 2] = [
+    "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L8988901C4XXX4009078F96121096ZE184226B<<<<<<",
+];
+const MRV_B: [&str; 2] = [
+    "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+    "L8988901C4XXX4009078F9612109<<<<<<<<",
+];
+
+#[test]
+fn icao_td3_specimen() {
+    let m = ok(&TD3);
+    assert_eq!(m.format, MrzFormat::Td3);
+    assert_eq!(
+        (m.document_code.as_str(), m.issuing_state.as_str()),
+        ("P", "UTO")
+    );
+    assert_eq!(
+        (m.surname.as_str(), m.given_names.as_str()),
+        ("ERIKSSON", "ANNA MARIA")
+    );
+    assert_eq!(m.document_number, "L898902C3");
+    assert_eq!(m.nationality, "UTO");
+    assert_eq!(m.birth_date, date(1974, 8, 12));
+    assert_eq!(m.sex, Sex::Female);
+    assert_eq!(m.expiry_date, date(2012, 4, 15));
+    assert_eq!(m.optional_data, "ZE184226B");
+    assert_eq!(m.checks.len(), 5);
+    assert!(m.checks_hold(), "{:?}", m.checks);
+    assert!(
+        m.corrections.is_empty() && m.invalid_dates.is_empty() && m.unknown_countries.is_empty()
+    );
+}
+
+#[test]
+fn icao_td1_specimen() {
+    let m = ok(&TD1);
+    assert_eq!(m.format, MrzFormat::Td1);
+    assert_eq!(m.document_code, "I");
+    assert_eq!(m.document_number, "D23145890");
+    assert_eq!(m.birth_date, date(1974, 8, 12));
+    assert_eq!(m.expiry_date, date(2012, 4, 15));
+    assert_eq!(
+        (m.surname.as_str(), m.given_names.as_str()),
+        ("ERIKSSON", "ANNA MARIA")
+    );
+    assert_eq!(
+        m.checks.iter().map(|c| c.field).collect::<Vec<_>>(),
+        [
+            Checked::DocumentNumber,
+            Checked::BirthDate,
+            Checked::ExpiryDate,
+            Checked::Composite
+        ]
+    );
+    assert!(m.checks_hold(), "{:?}", m.checks);
+}
+
+#[test]
+fn icao_td2_specimen() {
+    let m = ok(&TD2);
+    assert_eq!(m.format, MrzFormat::Td2);
+    assert_eq!(m.document_number, "D23145890");
+    assert_eq!(m.sex, Sex::Female);
+    assert!(m.checks_hold(), "{:?}", m.checks);
+}
+
+#[test]
+fn icao_visa_specimens() {
+    for (lines, format) in [(&MRV_A[..], MrzFormat::MrvA), (&MRV_B[..], MrzFormat::MrvB)] {
+        let m = ok(lines);
+        assert_eq!(m.format, format);
+        assert_eq!(m.document_code, "V");
+        assert_eq!(m.document_number, "L8988901C");
+        assert_eq!(m.nationality, "XXX");
+        assert_eq!(m.birth_date, date(1940, 9, 7));
+        assert_eq!(m.expiry_date, date(1996, 12, 10));
+        assert_eq!(m.checks.len(), 3, "visas have no composite digit");
+        assert!(m.checks_hold(), "{:?}", m.checks);
+    }
+}
+
+#[test]
+fn a_forged_check_digit_is_a_mismatch_naming_the_field() {
+    let forged = [TD3[0], "L898902C36UTO7408122F1204158ZE184226B<<<<<10"];
+    let m = ok(&forged);
+    let failed: Vec<Checked> = m
+        .checks
+        .iter()
+        .filter(|c| !c.holds)
+        .map(|c| c.field)
+        .collect();
+    assert_eq!(failed, [Checked::ExpiryDate, Checked::Composite]);
+    // A changed date with the old digits: the date check and the composite both catch it.
+    let edited = [TD3[0], "L898902C36UTO7408122F1304159ZE184226B<<<<<10"];
+    assert!(!ok(&edited).checks_hold());
+}
+
+#[test]
+fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
+    // O for 0 in the birth date and S for 5 in the expiry date: the check digits confirm both.
+    let m = ok(&[TD3[0], "L898902C36UTO74O8122F12O41S9ZE184226B<<<<<10"]);
+    assert!(m.checks_hold(), "{:?}", m.checks);
+    assert_eq!(m.birth_date, date(1974, 8, 12));
+    let fixed: Vec<(char, char, &str)> = m
+        .corrections
+        .iter()
+        .map(|c| (c.from, c.to, c.field.as_str()))
+        .collect();
+    assert_eq!(
+        fixed,
+        [
+            ('O', '0', "birth_date"),
+            ('O', '0', "expiry_date"),
+            ('S', '5', "expiry_date")
+        ]
+    );
+    assert!(
+        m.corrections
+            .iter()
+            .all(|c| c.confirmed_by.ends_with("check digit"))
+    );
+    // 5 read as S in a document number: exactly one look-alike swap makes its check hold.
+    let m = ok(&["I<UTOD2314S8907<<<<<<<<<<<<<<<", TD1[1], TD1[2]]);
+    assert_eq!(m.document_number, "D23145890");
+    assert_eq!(m.corrections.len(), 1);
+    assert_eq!((m.corrections[0].line, m.corrections[0].column), (1, 11));
+    assert!(m.checks_hold());
+    // In L89B902C3 two swaps satisfy the digit (B→8, or 8→B at the second character): ambiguous,
+    // so nothing is changed and the mismatch stands.
+    let m = ok(&[TD3[0], "L89B902C36UTO7408122F1204159ZE184226B<<<<<10"]);
+    assert!(m.corrections.is_empty());
+    assert!(!m.checks_hold());
+    // A wrong digit that no look-alike explains is not "repaired".
+    let m = ok(&[TD3[0], "L898902C36UTO7408122F1204169ZE184226B<<<<<10"]);
+    assert!(m.corrections.is_empty());
+    assert!(!m.checks_hold());
+}
+
+#[test]
+fn country_codes_and_names_are_repaired_by_type() {
+    let m = ok(&["P<UT0ERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]]);
+    assert_eq!(m.issuing_state, "UTO");
+    assert_eq!(m.surname, "ERIKSSON");
+    assert_eq!(m.corrections.len(), 2);
+    let m = ok(&["P<QQQERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]]);
+    assert_eq!(m.unknown_countries, ["issuing_state"]);
+}
+
+#[test]
+fn dates_get_their_century_and_invalid_dates_are_reported() {
+    assert_eq!(birth("740812", today()), date(1974, 8, 12));
+    assert_eq!(birth("150101", today()), date(2015, 1, 1));
+    assert_eq!(
+        birth("261124", today()),
+        date(1926, 11, 24),
+        "tomorrow's date is a century ago"
+    );
+    assert_eq!(expiry("320101", today()), date(2032, 1, 1));
+    assert_eq!(expiry("991231", today()), date(1999, 12, 31));
+    assert_eq!(birth("741332", today()), None);
+    let line2 = "L898902C36UTO7413325F1204159ZE184226B<<<<<10";
+    let m = ok(&[TD3[0], line2]);
+    assert_eq!(m.invalid_dates, ["birth_date"]);
+}
+
+#[test]
+fn a_long_td1_document_number_continues_into_the_optional_data() {
+    // ICAO 9303 part 5 example: number D23145890123 (12 characters), check digit 3 after it.
+    let l1 = "I<UTOD23145890<1233<<<<<<<<<<<";
+    let data = format!("{}{}{}{}", &l1[5..30], "7408122", "1204159", "<<<<<<<<<<<");
+    let composite = check::digit(data.as_bytes()).map_or('?', char::from);
+    let l2 = format!("7408122F1204159UTO<<<<<<<<<<<{composite}");
+    let m = ok(&[l1, &l2, TD1[2]]);
+    assert_eq!(m.document_number, "D23145890123");
+    assert!(m.checks_hold(), "{:?}", m.checks);
+}
+
+#[test]
+fn shapes_and_alphabet_are_checked() {
+    assert!(matches!(
+        parse(&["P<UTO", "123"], today()),
+        Err(MrzError::Shape(2, _))
+    ));
+    let bad = [
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<1*",
+    ];
+    assert!(matches!(
+        parse(&bad, today()),
+        Err(MrzError::Alphabet {
+            line: 2,
+            column: 44,
+            found: '*'
+        })
+    ));
+    let spaced = [
+        "P<UTO ERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        " l898902c36uto7408122f1204159ze184226b<<<<<10 ",
+    ];
+    assert!(ok(&spaced).checks_hold());
+}

@@ -1,0 +1,268 @@
+//! Tesseract engines, each loaded once and used by one thread at a time, on dedicated workers behind a
+//! bounded queue: overload is refused at once (the caller answers `503 overloaded`).
+
+use std::{
+    panic::AssertUnwindSafe,
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use crossbeam_channel::Sender;
+use image::GrayImage;
+use tesseract::{PageSegMode, Tesseract};
+
+/// The MRZ alphabet, the only characters Tesseract may answer.
+const WHITELIST: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<";
+
+/// Why OCR failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OcrError {
+    /// An engine could not be created (missing language data, broken install).
+    #[error("Tesseract with '{language}' from {datapath}: {cause} (run scripts/fetch-models.py)")]
+    Init {
+        /// Language.
+        language: String,
+        /// Data folder.
+        datapath: String,
+        /// Why.
+        cause: String,
+    },
+    /// Recognition failed.
+    #[error("Tesseract: {0}")]
+    Recognise(String),
+    /// Every worker is busy and the queue is full.
+    #[error(
+        "all {workers} OCR workers are busy and {capacity} documents are waiting; retry shortly"
+    )]
+    Overloaded {
+        /// Workers.
+        workers: usize,
+        /// Queue capacity.
+        capacity: usize,
+    },
+    /// A worker failed.
+    #[error("the OCR worker failed")]
+    WorkerFailed,
+}
+
+/// One Tesseract engine, set up for MRZ text.
+pub struct OcrEngine {
+    datapath: String,
+    language: String,
+    tess: Option<Tesseract>,
+}
+
+impl std::fmt::Debug for OcrEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OcrEngine")
+            .field("language", &self.language)
+            .finish()
+    }
+}
+
+impl OcrEngine {
+    /// Loads `language` from `datapath`.
+    pub fn new(datapath: &str, language: &str) -> Result<Self, OcrError> {
+        let mut engine = Self {
+            datapath: datapath.to_owned(),
+            language: language.to_owned(),
+            tess: None,
+        };
+        engine.tess = Some(engine.fresh()?);
+        Ok(engine)
+    }
+
+    fn fresh(&self) -> Result<Tesseract, OcrError> {
+        let init = |cause: String| OcrError::Init {
+            language: self.language.clone(),
+            datapath: self.datapath.clone(),
+            cause,
+        };
+        let mut t = Tesseract::new(Some(&self.datapath), Some(&self.language))
+            .map_err(|e| init(e.to_string()))?
+            .set_variable("tessedit_char_whitelist", WHITELIST)
+            .map_err(|e| init(e.to_string()))?;
+        t.set_page_seg_mode(PageSegMode::PsmSingleBlock);
+        Ok(t)
+    }
+
+    /// The language this engine reads.
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+
+    /// Recognises a grey image; returns its text lines, each with Tesseract's mean word confidence (0–1).
+    pub fn read(&mut self, img: &GrayImage) -> Result<Vec<(String, f64)>, OcrError> {
+        let tess = match self.tess.take() {
+            Some(t) => t,
+            None => self.fresh()?,
+        };
+        let (w, h) = img.dimensions();
+        let rec = |e: String| OcrError::Recognise(e);
+        // The engine is consumed by each step; on failure a fresh one is made for the next call.
+        let mut tess = tess
+            .set_frame(img.as_raw(), w as i32, h as i32, 1, w as i32)
+            .map_err(|e| rec(e.to_string()))?
+            .set_source_resolution(300)
+            .recognize()
+            .map_err(|e| rec(e.to_string()))?;
+        let tsv = tess.get_tsv_text(0).map_err(|e| rec(e.to_string()))?;
+        self.tess = Some(tess);
+        Ok(tsv_lines(&tsv))
+    }
+}
+
+/// A TSV line being assembled: (block, paragraph, line), text, confidence sum, words.
+type LineAcc = ((u32, u32, u32), String, f64, u32);
+
+/// Groups Tesseract's TSV words (level 5) into lines: their text joined, their confidences averaged.
+fn tsv_lines(tsv: &str) -> Vec<(String, f64)> {
+    let mut lines: Vec<LineAcc> = Vec::new();
+    for row in tsv.lines() {
+        let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() < 12 || cols[0] != "5" {
+            continue;
+        }
+        let key = (
+            cols[2].parse().unwrap_or(0),
+            cols[3].parse().unwrap_or(0),
+            cols[4].parse().unwrap_or(0),
+        );
+        let conf: f64 = cols[10].parse().unwrap_or(0.0);
+        let word = cols[11].trim();
+        match lines.last_mut() {
+            Some(last) if last.0 == key => {
+                last.1.push_str(word);
+                last.2 += conf.max(0.0);
+                last.3 += 1;
+            }
+            _ => lines.push((key, word.to_owned(), conf.max(0.0), 1)),
+        }
+    }
+    lines
+        .into_iter()
+        .map(|(_, text, sum, n)| (text, (sum / f64::from(n.max(1)) / 100.0).clamp(0.0, 1.0)))
+        .collect()
+}
+
+impl OcrEngine {
+    /// Whether this engine is loaded (it is reloaded after a failed call).
+    pub fn is_loaded(&self) -> bool {
+        self.tess.is_some()
+    }
+}
+
+/// A worker's engines: the MRZ model, and `eng` as the fallback when it is configured.
+#[derive(Debug)]
+pub struct Engines {
+    /// Primary (MRZ language data).
+    pub primary: OcrEngine,
+    /// Fallback.
+    pub fallback: Option<OcrEngine>,
+}
+
+/// Where engines come from.
+#[derive(Debug, Clone)]
+pub struct EngineSpec {
+    /// Folder holding the `.traineddata` files.
+    pub datapath: PathBuf,
+    /// Primary language (`mrz`).
+    pub primary: String,
+    /// Fallback language (`eng`), if any.
+    pub fallback: Option<String>,
+}
+
+impl EngineSpec {
+    fn build(&self) -> Result<Engines, OcrError> {
+        let dp = self.datapath.to_string_lossy().into_owned();
+        Ok(Engines {
+            primary: OcrEngine::new(&dp, &self.primary)?,
+            fallback: self
+                .fallback
+                .as_deref()
+                .map(|l| OcrEngine::new(&dp, l))
+                .transpose()?,
+        })
+    }
+}
+
+type Job = Box<dyn FnOnce(&mut Engines) + Send>;
+
+/// The worker pool.
+#[derive(Debug)]
+pub struct Pool {
+    tx: Sender<Job>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    workers: usize,
+}
+
+impl Pool {
+    /// Checks the spec by building one set of engines, then starts `workers` threads, each with its own.
+    pub fn start(spec: EngineSpec, workers: usize, capacity: usize) -> Result<Arc<Self>, OcrError> {
+        drop(spec.build()?);
+        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let queued = Arc::new(AtomicUsize::new(0));
+        for slot in 0..workers.max(1) {
+            let (rx, queued, spec) = (rx.clone(), queued.clone(), spec.clone());
+            std::thread::Builder::new()
+                .name(format!("ocr-{slot}"))
+                .spawn(move || {
+                    let mut engines = match spec.build() {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::error!(slot, error = %e, "OCR worker could not load its engines");
+                            return;
+                        }
+                    };
+                    while let Ok(job) = rx.recv() {
+                        queued.fetch_sub(1, Ordering::AcqRel);
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut engines))).is_err() {
+                            tracing::error!(slot, "OCR job panicked; reloading the engines");
+                            match spec.build() {
+                                Ok(e) => engines = e,
+                                Err(_) => return,
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| OcrError::Recognise(e.to_string()))?;
+        }
+        Ok(Arc::new(Self {
+            tx,
+            queued,
+            capacity: capacity.max(1),
+            workers: workers.max(1),
+        }))
+    }
+
+    /// Runs `f` on a free worker's engines, or refuses at once when the queue is full.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, OcrError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engines) -> T + Send + 'static,
+    {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q < self.capacity).then_some(q + 1)
+            })
+            .map_err(|_| OcrError::Overloaded {
+                workers: self.workers,
+                capacity: self.capacity,
+            })?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |engines| {
+            if !done.is_closed() {
+                let _ = done.send(f(engines));
+            }
+        });
+        if self.tx.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(OcrError::WorkerFailed);
+        }
+        result.await.map_err(|_| OcrError::WorkerFailed)
+    }
+}

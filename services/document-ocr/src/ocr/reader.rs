@@ -1,0 +1,97 @@
+//! From pixels to a parsed MRZ: try the bottom band, then the whole page, in the four rotations, with the MRZ
+//! language first and `eng` as the fallback; keep the reading whose check digits hold best.
+
+use chrono::NaiveDate;
+use image::RgbImage;
+
+use super::{
+    Region, crop,
+    engine::{Engines, OcrEngine, OcrError},
+    find, normalise, rotated,
+};
+use crate::mrz::{self, Mrz};
+
+/// How the MRZ was read.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    /// The parsed MRZ (after confirmed repairs).
+    pub mrz: Mrz,
+    /// Tesseract's confidence in the weakest MRZ line, 0–1.
+    pub confidence: f64,
+    /// The language data that read it.
+    pub language: String,
+    /// Clockwise quarter turns applied to the page first.
+    pub quarter_turns: u8,
+}
+
+fn score(m: &Mrz) -> (usize, i64) {
+    (
+        m.checks.iter().filter(|c| c.holds).count(),
+        -(m.corrections.len() as i64),
+    )
+}
+
+fn attempt(
+    engine: &mut OcrEngine,
+    grey: &image::GrayImage,
+    turns: u8,
+    region: Region,
+    today: NaiveDate,
+) -> Result<Option<Reading>, OcrError> {
+    let read = engine.read(&crop(&rotated(grey, turns), region))?;
+    let text: String = read.iter().map(|(l, _)| format!("{l}\n")).collect();
+    let Some((start, lines)) = find::mrz_lines(&text) else {
+        return Ok(None);
+    };
+    // Confidence of the MRZ lines only, not of the other text on the crop; the weakest line, because the name
+    // line has no check digit to catch what OCR got wrong in it.
+    let confidence = read[start..start + lines.len()]
+        .iter()
+        .map(|(_, c)| *c)
+        .fold(1.0, f64::min);
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    Ok(mrz::parse(&refs, today).ok().map(|mrz| Reading {
+        mrz,
+        confidence,
+        language: engine.language().to_owned(),
+        quarter_turns: turns,
+    }))
+}
+
+/// Reads the MRZ of a page, or `None` when no MRZ is found anywhere.
+pub fn read(
+    engines: &mut Engines,
+    page: &RgbImage,
+    today: NaiveDate,
+) -> Result<Option<Reading>, OcrError> {
+    let grey = normalise(page);
+    let mut best: Option<Reading> = None;
+    let keep = |best: &mut Option<Reading>, r: Reading| {
+        if best.as_ref().is_none_or(|b| score(&r.mrz) > score(&b.mrz)) {
+            *best = Some(r);
+        }
+    };
+    for turns in [0u8, 2, 1, 3] {
+        for region in [Region::Bottom, Region::Full] {
+            if let Some(r) = attempt(&mut engines.primary, &grey, turns, region, today)? {
+                let done = r.mrz.checks_hold();
+                keep(&mut best, r);
+                if done {
+                    return Ok(best);
+                }
+            }
+        }
+        if let Some(fallback) = engines.fallback.as_mut()
+            && best.is_some()
+        {
+            // The MRZ is on this side but reads badly: let the general model have a go.
+            if let Some(r) = attempt(fallback, &grey, turns, Region::Bottom, today)? {
+                keep(&mut best, r);
+            }
+        }
+        if best.is_some() {
+            break;
+        }
+    }
+    Ok(best)
+}

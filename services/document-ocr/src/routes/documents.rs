@@ -1,0 +1,81 @@
+//! `POST /v1/documents/ocr`.
+
+use axum::extract::State;
+use idv_shared::{
+    auth::{Authorized, OcrVerify},
+    error::{ApiError, Problem},
+    http::ApiJson,
+    store::ArtifactId,
+    verdict::Verdict,
+};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::{
+    AppState,
+    document::{DocumentHint, FIELDS, OcrQuery, OcrResult},
+    error::OcrServiceError,
+};
+
+/// A document to read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OcrRequest {
+    /// A photo or scan of the document's data page.
+    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
+    pub artifact_id: ArtifactId,
+    /// What kind of document to expect; `auto` accepts any MRZ format.
+    #[serde(default)]
+    pub document_hint: DocumentHint,
+    /// Fields to return (data minimisation); all when absent. One of `document_code`, `issuing_state`,
+    /// `surname`, `given_names`, `document_number`, `nationality`, `birth_date`, `sex`, `expiry_date`,
+    /// `optional_data`.
+    #[schema(example = json!(["birth_date", "expiry_date", "nationality"]))]
+    pub fields: Option<Vec<String>>,
+}
+
+/// Read the machine-readable zone of a passport, ID card or visa (TD1, TD2, TD3, MRV-A, MRV-B): Tesseract with
+/// MRZ language data, every ICAO 9303 check digit verified, look-alike OCR confusions repaired only where a
+/// check digit confirms them (each repair reported). `pass`: every check digit holds, the document is not
+/// expired and OCR confidence is high. `fail`: `check_digit_mismatch`, `document_expired`, `invalid_date`,
+/// `mrz_not_found`, `mrz_unreadable`. `review`: `corrected_characters`, `low_confidence`,
+/// `unknown_country_code`. Only the requested fields are returned; nothing of the document is logged.
+#[utoipa::path(post, path = "/v1/documents/ocr", tag = "document-ocr",
+    request_body = OcrRequest,
+    responses(
+        (status = 200, description = "The verdict, recorded in the audit ledger", body = Verdict<OcrResult>),
+        (status = 400, description = "`invalid_request`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`, `residency_violation`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`artifact_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`artifact_too_large` (bytes), `image_too_large` (pixels)", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_image`: truncated or corrupt image", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`overloaded` (every OCR worker busy), `store_unavailable`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("gateway_jwt" = ["ocr:verify"])))]
+pub async fn read_document(
+    auth: Authorized<OcrVerify>,
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<OcrRequest>,
+) -> Result<ApiJson<Verdict<OcrResult>>, ApiError> {
+    if let Some(bad) = req
+        .fields
+        .iter()
+        .flatten()
+        .find(|f| !FIELDS.contains(&f.as_str()))
+    {
+        return Err(OcrServiceError::Invalid(format!(
+            "unknown field '{bad}'; known: {}",
+            FIELDS.join(", ")
+        ))
+        .into());
+    }
+    let query = OcrQuery {
+        artifact: req.artifact_id,
+        hint: req.document_hint,
+        fields: req.fields,
+    };
+    Ok(ApiJson(state.documents.verify(&auth.caller, query).await?))
+}
