@@ -23,8 +23,14 @@ stop_all() {
 if [ "${1:-}" = "stop" ]; then stop_all; log "stopped"; exit 0; fi
 
 ensure_rust
+ensure_ocr
+export OMP_THREAD_LIMIT=1
+log "fetching the face models, ONNX Runtime and the MRZ language data (sha256-checked, not committed)"
+python3 scripts/fetch-models.py --test-photos
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/.cache/onnxruntime/libonnxruntime.so}"
+export FACE_MANIFEST="${FACE_MANIFEST:-$ROOT/models/manifest.toml}"
 log "building release binaries (the first build takes several minutes)"
-cargo build --release --locked -p document-ocr -p face-match -p phone-proof -p idvctl
+cargo build --release --locked -p document-ocr -p face-match -p phone-proof -p idvctl -p docgen
 BIN="$ROOT/target/release"
 
 stop_all
@@ -49,6 +55,12 @@ log "seeding demo artifacts"
 demo="$IDV_DATA_DIR/demo"; mkdir -p "$demo"
 printf '{"phone_number": "+4915112345678"}' > "$demo/phone-eu.json"
 PHONE_EU=$("$BIN/idvctl" artifact put --region eu "$demo/phone-eu.json")
+FACE_A=$("$BIN/idvctl" artifact put --region eu .cache/testdata/face_recognition/obama.jpg)
+FACE_B=$("$BIN/idvctl" artifact put --region eu .cache/testdata/face_recognition/obama2.jpg)
+FACE_C=$("$BIN/idvctl" artifact put --region eu .cache/testdata/face_recognition/biden.jpg)
+"$BIN/docgen" --count 1 --format TD3 --distortion mild --out "$demo/docs" >/dev/null
+DOC=$("$BIN/idvctl" artifact put --region eu "$demo/docs/doc-00001.jpg")
+OCR_TOKEN=$("$BIN/idvctl" token mint --service document-ocr --tenant demo --region eu)
 TOKEN=$("$BIN/idvctl" token mint --service face-match --tenant demo --region eu)
 PHONE_TOKEN=$("$BIN/idvctl" token mint --service phone-proof --tenant demo --region eu)
 
@@ -72,6 +84,18 @@ More tokens and artifacts (same data dir):
   IDV_DATA_DIR=$IDV_DATA_DIR $BIN/idvctl token mint --service phone-proof --region eu
   IDV_DATA_DIR=$IDV_DATA_DIR $BIN/idvctl artifact put --region eu path/to/selfie.jpg
 A demo phone artifact in eu: $PHONE_EU
+
+Read a passport (document-ocr; a generated TD3 page, $demo/docs/doc-00001.jpg):
+  export OCR_TOKEN=$OCR_TOKEN
+  curl -s -H "Authorization: Bearer \$OCR_TOKEN" -H 'content-type: application/json' \\
+       -d '{"artifact_id": "$DOC", "fields": ["surname", "birth_date", "expiry_date"]}' http://127.0.0.1:8081/v1/documents/ocr
+
+Match faces (face-match; demo photos from the face_recognition package: two of one person, one of another):
+  curl -s -H "Authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+       -d '{"reference_artifact_id": "$FACE_A", "probe_artifact_id": "$FACE_B"}' http://127.0.0.1:8082/v1/faces/match
+  curl -s -H "Authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+       -d '{"reference_artifact_id": "$FACE_A", "probe_artifact_id": "$FACE_C"}' http://127.0.0.1:8082/v1/faces/match
+  curl -s -H "Authorization: Bearer \$TOKEN" http://127.0.0.1:8082/v1/models
 
 Prove a phone number (phone-proof; the code lands in the local outbox, standing in for the phone):
   export PHONE_TOKEN=$PHONE_TOKEN

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Load-tests phone-proof with k6 on this machine: release build, Redis backend, the webhook sender pointed at
-# `idvctl sms-sink`, seeded phone artifacts, then loadtests/phone-proof.js at a fixed arrival rate.
-#   scripts/loadtest.sh phone-proof [RATE iterations/s] [DURATION] [WRONG codes per flow]
-# Results: the k6 summary on stdout and in var/loadtest/phone-proof-summary.json.
+# Load-tests one service with k6 on this machine (release build, real backends), at a fixed arrival rate.
+#   scripts/loadtest.sh phone-proof [RATE flows/s] [DURATION] [WRONG codes per flow]
+#       Redis backend, the webhook sender pointed at `idvctl sms-sink`, seeded phone artifacts.
+#   scripts/loadtest.sh face-match [RATE pairs/s] [DURATION]
+#       the manifest's models, real photo pairs (genuine and impostor) from registry packages.
+# Results: the k6 summary on stdout and in var/loadtest/<service>-summary.json.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-target="${1:-phone-proof}"; RATE="${2:-200}"; DURATION="${3:-60s}"; WRONG="${4:-1}"
-[ "$target" = "phone-proof" ] || { echo "only phone-proof has a load test so far" >&2; exit 2; }
+target="${1:-phone-proof}"
+case "$target" in
+  phone-proof|face-match) ;;
+  *) echo "usage: scripts/loadtest.sh phone-proof|face-match [RATE] [DURATION] [...]" >&2; exit 2 ;;
+esac
 
 ensure_rust; ensure_tools; ensure_redis
 log "building release binaries"
-cargo build --release --locked -q -p phone-proof -p idvctl
+cargo build --release --locked -q -p "$target" -p idvctl
 BIN="$ROOT/target/release"
 WORK="$ROOT/var/loadtest"; rm -rf "$WORK"; mkdir -p "$WORK"
 export IDV_DATA_DIR="$WORK/data"
@@ -19,6 +24,37 @@ export IDV_DATA_DIR="$WORK/data"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
+
+if [ "$target" = "face-match" ]; then
+  RATE="${2:-20}"; DURATION="${3:-60s}"
+  python3 scripts/fetch-models.py --test-photos
+  IDV_BIND=127.0.0.1:18082 IDV_LOG__FILTER=warn \
+  IDV_RATE_LIMIT__REQUESTS_PER_SECOND=1000000 IDV_RATE_LIMIT__BURST=1000000 \
+  ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so" FACE_MANIFEST="$ROOT/models/manifest.toml" \
+    "$BIN/face-match" >"$WORK/face-match.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18082/readyz >/dev/null && break; sleep 0.1; done
+  curl -sf http://127.0.0.1:18082/readyz >/dev/null || { tail "$WORK/face-match.log" >&2; exit 1; }
+  log "seeding photo artifacts"
+  declare -A ID
+  for f in .cache/testdata/face_recognition/{obama,obama2,obama3,biden}.jpg .cache/testdata/insightface/yaoming.jpg; do
+    ID[$(basename "$f")]=$("$BIN/idvctl" artifact put --region eu "$f")
+  done
+  pair() { printf '{"reference":"%s","probe":"%s","expect":"%s"}' "${ID[$1]}" "${ID[$2]}" "$3"; }
+  printf '[%s,%s,%s,%s,%s,%s]' "$(pair obama.jpg obama2.jpg pass)" "$(pair obama.jpg obama3.jpg pass)" \
+    "$(pair obama2.jpg obama3.jpg pass)" "$(pair obama.jpg biden.jpg fail)" "$(pair biden.jpg yaoming.jpg fail)" \
+    "$(pair obama3.jpg yaoming.jpg fail)" > "$WORK/pairs.json"
+  TOKEN=$("$BIN/idvctl" token mint --service face-match --tenant loadtest --region eu --ttl 900)
+  log "k6: $RATE pairs/s for $DURATION"
+  set +e
+  BASE_URL=http://127.0.0.1:18082 TOKEN="$TOKEN" PAIRS="$WORK/pairs.json" RATE="$RATE" DURATION="$DURATION" \
+    "$VENV/bin/k6" run --quiet --summary-export "$WORK/face-match-summary.json" loadtests/face-match.js
+  status=$?
+  set -e
+  ps -o rss=,cputime= -p "${pids[0]}" | awk '{printf "face-match RSS after the run: %.0f MiB, CPU time %s\n", $1/1024, $2}'
+  exit $status
+fi
+RATE="${2:-200}"; DURATION="${3:-60s}"; WRONG="${4:-1}"
 
 # A throwaway signing key for this run only.
 SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
