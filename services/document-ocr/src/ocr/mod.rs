@@ -2,6 +2,7 @@
 //! whole page, in four rotations when needed), OCRed with the MRZ language data and a `A–Z 0–9 <` whitelist in
 //! single-block mode, then the lines that fit an MRZ format picked out of the text.
 
+pub mod band;
 pub mod engine;
 pub mod find;
 pub mod reader;
