@@ -4,7 +4,7 @@
 # Python onnxruntime + OpenCV pipeline's scores. Prints the Markdown used in docs/accuracy.md.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
-ensure_rust; ensure_tools
+ensure_rust; ensure_tools; ensure_ocr
 python3 scripts/fetch-models.py --test-photos >&2
 cargo build --release --locked -q -p face-match
 export ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so"

