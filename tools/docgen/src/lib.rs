@@ -7,12 +7,12 @@ mod render;
 use chrono::{Datelike, Duration, NaiveDate};
 use document_ocr::mrz::{MrzFormat, check};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use render::{Distortion, FONT_PATH, load_font, render};
 
 /// What the document says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     /// Document code (`P`, `I`, `ID`, `AC`…).
     pub document_code: String,

@@ -3,6 +3,9 @@
 //! passed (must be zero) and per-document latency, as Markdown.
 //!
 //!   OMP_THREAD_LIMIT=1 cargo run --release -p docgen --bin ocr-accuracy -- --count 300
+//!
+//! With `--dir`, reads a folder written by `docgen` instead, on one thread, and prints one row comparable with
+//! `tools/ocr-compare/compare.py`'s (scripts/ocr-compare.sh puts them side by side).
 
 use std::{
     collections::BTreeMap,
@@ -38,6 +41,74 @@ struct Cli {
     /// Folder with mrz.traineddata.
     #[arg(long, default_value = ".cache/tessdata")]
     tessdata: String,
+    /// Read the documents of a `docgen` folder (its manifest.json) one at a time instead.
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+}
+
+/// One document of a `docgen` folder.
+#[derive(serde::Deserialize)]
+struct Entry {
+    file: String,
+    identity: Identity,
+}
+
+fn engines(tessdata: &str) -> anyhow::Result<Engines> {
+    Ok(Engines {
+        primary: OcrEngine::new(tessdata, "mrz")?,
+        fallback: OcrEngine::new(tessdata, "eng").ok(),
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
+}
+
+/// The `--dir` mode: decode, locate, OCR and parse each file in turn, timed as one.
+fn read_folder(dir: &std::path::Path, tessdata: &str) -> anyhow::Result<()> {
+    let manifest: Vec<Entry> = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
+    anyhow::ensure!(!manifest.is_empty(), "no documents in {}", dir.display());
+    let mut engines = engines(tessdata)?;
+    let today = chrono::Utc::now().date_naive();
+    let (mut found, mut fields, mut docs, mut ms) = (0, 0, 0, Vec::new());
+    for entry in &manifest {
+        let bytes = std::fs::read(dir.join(&entry.file))?;
+        let t = Instant::now();
+        let page = decode_rgb(&bytes, DecodeLimits::default())?;
+        let reading = reader::read(&mut engines, &page.image, today)?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let Some(reading) = reading else { continue };
+        found += 1;
+        let query = OcrQuery {
+            artifact: ArtifactId::generate("eu".parse()?),
+            hint: DocumentHint::Auto,
+            fields: None,
+        };
+        let (_, _, _, result) = judge(Some(reading), &query, today, 0.0);
+        let right = FIELDS
+            .iter()
+            .filter(|f| {
+                result
+                    .fields
+                    .get(**f)
+                    .is_some_and(|v| v.value == expected(&entry.identity, f))
+            })
+            .count();
+        fields += right;
+        docs += usize::from(right == FIELDS.len());
+    }
+    let n = manifest.len();
+    let mean = ms.iter().sum::<f64>() / n as f64;
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "| document-ocr reader (in-process, one thread) | {n} | {:.1} % | {:.1} % | {:.1} % | {:.0} | {:.0} | {mean:.0} |",
+        100.0 * found as f64 / n as f64,
+        100.0 * fields as f64 / (n * FIELDS.len()) as f64,
+        100.0 * docs as f64 / n as f64,
+        percentile(&ms, 50.0),
+        percentile(&ms, 95.0),
+    );
+    Ok(())
 }
 
 /// Every field but the optional data (which TD2 truncates by design).
@@ -75,6 +146,9 @@ struct Tally {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.dir {
+        return read_folder(dir, &cli.tessdata);
+    }
     let font = Arc::new(load_font().map_err(anyhow::Error::msg)?);
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).context("date")?;
     let formats = [MrzFormat::Td1, MrzFormat::Td2, MrzFormat::Td3];
@@ -92,10 +166,7 @@ fn main() -> anyhow::Result<()> {
             cli.count,
         );
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut engines = Engines {
-                primary: OcrEngine::new(&tessdata, "mrz")?,
-                fallback: OcrEngine::new(&tessdata, "eng").ok(),
-            };
+            let mut engines = engines(&tessdata)?;
             loop {
                 let i = {
                     let mut n = next.lock().map_err(|_| anyhow::anyhow!("lock"))?;
@@ -165,7 +236,7 @@ fn main() -> anyhow::Result<()> {
     for ((format, level), t) in all.iter() {
         let mut ms = t.ms.clone();
         ms.sort_by(f64::total_cmp);
-        let pct = |p: f64| ms[((p / 100.0) * (ms.len() - 1) as f64).round() as usize];
+        let pct = |p: f64| percentile(&ms, p);
         println!(
             "| {format} | {level} | {} | {:.1} % ({}/{}) | {:.1} % | {} | {:.0} | {:.0} |",
             t.docs,
