@@ -4,17 +4,19 @@
 #       Redis backend, the webhook sender pointed at `idvctl sms-sink`, seeded phone artifacts.
 #   scripts/loadtest.sh face-match [RATE pairs/s] [DURATION]
 #       the manifest's models, real photo pairs (genuine and impostor) from registry packages.
+#   scripts/loadtest.sh document-ocr [RATE documents/s] [DURATION]
+#       60 generated passports and ID cards (TD1, TD2, TD3; mild distortions) read through Tesseract.
 # Results: the k6 summary on stdout and in var/loadtest/<service>-summary.json.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 target="${1:-phone-proof}"
 case "$target" in
-  phone-proof|face-match) ;;
-  *) echo "usage: scripts/loadtest.sh phone-proof|face-match [RATE] [DURATION] [...]" >&2; exit 2 ;;
+  phone-proof|face-match|document-ocr) ;;
+  *) echo "usage: scripts/loadtest.sh phone-proof|face-match|document-ocr [RATE] [DURATION] [...]" >&2; exit 2 ;;
 esac
 
-ensure_rust; ensure_tools; ensure_redis
+ensure_rust; ensure_tools; ensure_redis; ensure_ocr
 log "building release binaries"
 cargo build --release --locked -q -p "$target" -p idvctl
 BIN="$ROOT/target/release"
@@ -25,6 +27,52 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
+# Runs loadtests/<service>.js against 127.0.0.1:PORT with the extra environment given, then reports the
+# service's memory and CPU time, and exits with k6's status.
+#   run_k6 SERVICE PORT PID [VAR=value ...]
+run_k6() {
+  local service=$1 port=$2 pid=$3 status; shift 3
+  set +e
+  env BASE_URL="http://127.0.0.1:$port" TOKEN="$TOKEN" RATE="$RATE" DURATION="$DURATION" "$@" \
+    "$VENV/bin/k6" run --quiet --summary-export "$WORK/$service-summary.json" "loadtests/$service.js"
+  status=$?
+  set -e
+  ps -o rss=,cputime= -p "$pid" | awk -v s="$service" '{printf "%s RSS after the run: %.0f MiB, CPU time %s\n", s, $1/1024, $2}'
+  exit $status
+}
+
+# Waits for a service's /readyz on its port, or shows its log and fails.
+await_ready() {
+  for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$1/readyz" >/dev/null && return; sleep 0.1; done
+  tail "$WORK/$2.log" >&2; exit 1
+}
+
+if [ "$target" = "document-ocr" ]; then
+  RATE="${2:-5}"; DURATION="${3:-60s}"
+  python3 scripts/fetch-models.py
+  cargo build --release --locked -q -p docgen
+  IDV_BIND=127.0.0.1:18081 IDV_LOG__FILTER=warn OMP_THREAD_LIMIT=1 \
+  IDV_RATE_LIMIT__REQUESTS_PER_SECOND=1000000 IDV_RATE_LIMIT__BURST=1000000 \
+  OCR_TESSDATA="$ROOT/.cache/tessdata" "$BIN/document-ocr" >"$WORK/document-ocr.log" 2>&1 &
+  pids+=($!)
+  await_ready 18081 document-ocr
+  log "generating and seeding 60 documents"
+  "$BIN/docgen" --count 60 --distortion mild --out "$WORK/docs" >/dev/null
+  python3 - "$WORK/docs" "$BIN/idvctl" > "$WORK/docs.json" <<'PY'
+import json, subprocess, sys
+folder, idvctl = sys.argv[1], sys.argv[2]
+out = []
+for d in json.load(open(f"{folder}/manifest.json")):
+    aid = subprocess.run([idvctl, "artifact", "put", "--region", "eu", f"{folder}/{d['file']}"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    out.append({"artifact_id": aid, "format": d["format"], "document_number": d["identity"]["document_number"]})
+json.dump(out, sys.stdout)
+PY
+  TOKEN=$("$BIN/idvctl" token mint --service document-ocr --tenant loadtest --region eu --ttl 900)
+  log "k6: $RATE documents/s for $DURATION"
+  run_k6 document-ocr 18081 "${pids[0]}" DOCS="$WORK/docs.json"
+fi
+
 if [ "$target" = "face-match" ]; then
   RATE="${2:-20}"; DURATION="${3:-60s}"
   python3 scripts/fetch-models.py --test-photos
@@ -33,8 +81,7 @@ if [ "$target" = "face-match" ]; then
   ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so" FACE_MANIFEST="$ROOT/models/manifest.toml" \
     "$BIN/face-match" >"$WORK/face-match.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18082/readyz >/dev/null && break; sleep 0.1; done
-  curl -sf http://127.0.0.1:18082/readyz >/dev/null || { tail "$WORK/face-match.log" >&2; exit 1; }
+  await_ready 18082 face-match
   log "seeding photo artifacts"
   declare -A ID
   for f in .cache/testdata/face_recognition/{obama,obama2,obama3,biden}.jpg .cache/testdata/insightface/yaoming.jpg; do
@@ -46,13 +93,7 @@ if [ "$target" = "face-match" ]; then
     "$(pair obama3.jpg yaoming.jpg fail)" > "$WORK/pairs.json"
   TOKEN=$("$BIN/idvctl" token mint --service face-match --tenant loadtest --region eu --ttl 900)
   log "k6: $RATE pairs/s for $DURATION"
-  set +e
-  BASE_URL=http://127.0.0.1:18082 TOKEN="$TOKEN" PAIRS="$WORK/pairs.json" RATE="$RATE" DURATION="$DURATION" \
-    "$VENV/bin/k6" run --quiet --summary-export "$WORK/face-match-summary.json" loadtests/face-match.js
-  status=$?
-  set -e
-  ps -o rss=,cputime= -p "${pids[0]}" | awk '{printf "face-match RSS after the run: %.0f MiB, CPU time %s\n", $1/1024, $2}'
-  exit $status
+  run_k6 face-match 18082 "${pids[0]}" PAIRS="$WORK/pairs.json"
 fi
 RATE="${2:-200}"; DURATION="${3:-60s}"; WRONG="${4:-1}"
 
@@ -70,8 +111,7 @@ PHONE_SENDER__KIND=webhook PHONE_SENDER__WEBHOOK_URL=http://127.0.0.1:18099/sms 
 PHONE_SENDER__WEBHOOK_SECRETS="$SECRET" \
   "$BIN/phone-proof" >"$WORK/phone-proof.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18083/readyz >/dev/null && break; sleep 0.1; done
-curl -sf http://127.0.0.1:18083/readyz >/dev/null || { tail "$WORK/phone-proof.log" >&2; exit 1; }
+await_ready 18083 phone-proof
 
 secs="${DURATION%s}"
 count=$(( RATE * secs / 4 + 100 ))   # each number takes 5 challenges per 10 minutes; keep a margin
