@@ -48,6 +48,13 @@ ensure_ocr() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# Debian's docker-compose (v1), only to validate docker-compose.yml: no Docker engine needed.
+ensure_compose() {
+  command -v docker-compose >/dev/null && return
+  log "installing docker-compose"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+}
+
 # Rust toolchain sanity: cargo must exist (the machines have rustup's stable).
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }

@@ -6,6 +6,7 @@ cd "$ROOT"
 
 ensure_rust
 ensure_ocr
+ensure_compose
 ensure_tools
 ensure_redis
 export OMP_THREAD_LIMIT=1
@@ -18,6 +19,12 @@ eval "$(scripts/seaweedfs.sh start)"
 cleanup() { if [ "$started_weed" = 1 ]; then scripts/seaweedfs.sh stop; fi; }
 trap cleanup EXIT
 
+log "docker-compose.yml validates"
+docker-compose -f docker-compose.yml config -q
+# Every variable the compose file reads is documented in .env.example.
+for v in $(grep -o '\${[A-Z0-9_]*' docker-compose.yml | tr -d '${' | sort -u); do
+  grep -q "^$v=" .env.example || { echo "docker-compose.yml reads $v, which .env.example does not document" >&2; exit 1; }
+done
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
