@@ -56,6 +56,17 @@ pub fn mrz_lines(text: &str) -> Option<(usize, Vec<String>)> {
     best
 }
 
+/// Whether any line of `text` is shaped like one MRZ line (about a format's width, with a run of fillers), even
+/// if its group does not fit: evidence that the page is the right way up and only the reading is bad.
+pub fn has_mrz_like_line(text: &str) -> bool {
+    text.lines().map(clean).any(|l| {
+        SHAPES
+            .iter()
+            .any(|(_, w)| l.len() + SLACK >= *w && l.len() <= w + 2 * SLACK)
+            && l.contains("<<")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +91,15 @@ mod tests {
             [30, 30, 30]
         );
         assert_eq!(lines[0], "I<UTOD231458907<<<<<<<<<<<<<<<");
+    }
+
+    #[test]
+    fn a_misread_line_still_shows_the_page_is_upright() {
+        // A TD1 line with its fillers misread, as Tesseract gave it on a generated card: no group fits.
+        let text = "IOITANWU57Z72987588<<<<S9<<<S8<<<<8\n4207140F3307102ITA<<<<<<<<<<<8\nLUCA\n";
+        assert!(mrz_lines(text).is_none());
+        assert!(has_mrz_like_line(text));
+        assert!(!has_mrz_like_line("IDENTITY CARD\nV7U577375\n"));
     }
 
     #[test]

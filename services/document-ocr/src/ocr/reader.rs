@@ -33,16 +33,30 @@ fn score(m: &Mrz) -> (usize, i64) {
     )
 }
 
+/// What one OCR pass found.
+enum Found {
+    /// No lines shaped like an MRZ.
+    Nothing,
+    /// MRZ-shaped lines that do not parse: the page is the right way up, the reading is bad.
+    Lines,
+    /// A parsed MRZ.
+    Read(Box<Reading>),
+}
+
 fn attempt(
     engine: &mut OcrEngine,
     img: &image::GrayImage,
     turns: u8,
     today: NaiveDate,
-) -> Result<Option<Reading>, OcrError> {
+) -> Result<Found, OcrError> {
     let read = engine.read(img)?;
     let text: String = read.iter().map(|(l, _)| format!("{l}\n")).collect();
     let Some((start, lines)) = find::mrz_lines(&text) else {
-        return Ok(None);
+        return Ok(if find::has_mrz_like_line(&text) {
+            Found::Lines
+        } else {
+            Found::Nothing
+        });
     };
     // Confidence of the MRZ lines only, not of the other text on the crop; the weakest line, because the name
     // line has no check digit to catch what OCR got wrong in it.
@@ -51,12 +65,15 @@ fn attempt(
         .map(|(_, c)| *c)
         .fold(1.0, f64::min);
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    Ok(mrz::parse(&refs, today).ok().map(|mrz| Reading {
-        mrz,
-        confidence,
-        language: engine.language().to_owned(),
-        quarter_turns: turns,
-    }))
+    Ok(match mrz::parse(&refs, today) {
+        Ok(mrz) => Found::Read(Box::new(Reading {
+            mrz,
+            confidence,
+            language: engine.language().to_owned(),
+            quarter_turns: turns,
+        })),
+        Err(_) => Found::Lines,
+    })
 }
 
 /// Reads the MRZ of a page, or `None` when no MRZ is found anywhere.
@@ -72,6 +89,7 @@ pub fn read(
             *best = Some(r);
         }
     };
+    let mut upright = false;
     for turns in [0u8, 2, 1, 3] {
         let page = rotated(&grey, turns);
         let bottom = crop(&page, Region::Bottom);
@@ -83,23 +101,28 @@ pub fn read(
                 None if i == 2 => crop(&page, Region::Full),
                 None => continue,
             };
-            if let Some(r) = attempt(&mut engines.primary, &img, turns, today)? {
-                let done = r.mrz.checks_hold();
-                keep(&mut best, r);
-                if done {
-                    return Ok(best);
+            match attempt(&mut engines.primary, &img, turns, today)? {
+                Found::Read(r) => {
+                    let done = r.mrz.checks_hold();
+                    keep(&mut best, *r);
+                    if done {
+                        return Ok(best);
+                    }
                 }
+                Found::Lines => upright = true,
+                Found::Nothing => {}
             }
         }
         if let Some(fallback) = engines.fallback.as_mut()
-            && best.is_some()
+            && (best.is_some() || upright)
         {
             // The MRZ is on this side but reads badly: let the general model have a go.
-            if let Some(r) = attempt(fallback, &bottom, turns, today)? {
-                keep(&mut best, r);
+            if let Found::Read(r) = attempt(fallback, &bottom, turns, today)? {
+                keep(&mut best, *r);
             }
         }
-        if best.is_some() {
+        // Once MRZ lines were seen this way up, the other rotations only cost time (up to nine more reads).
+        if best.is_some() || upright {
             break;
         }
     }
