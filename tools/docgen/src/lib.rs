@@ -255,9 +255,21 @@ pub fn generate(
     seed: u64,
     today: NaiveDate,
 ) -> Document {
+    generate_with(font, format, distortion, seed, today, None)
+}
+
+/// As [`generate`], with `photo` in the photo area.
+pub fn generate_with(
+    font: &ab_glyph::FontVec,
+    format: MrzFormat,
+    distortion: Distortion,
+    seed: u64,
+    today: NaiveDate,
+    photo: Option<&image::RgbImage>,
+) -> Document {
     let identity = identity(format, seed, today, false);
     let lines = mrz_lines(format, &identity);
-    let jpeg = render(font, format, &identity, &lines, distortion, seed);
+    let jpeg = render(font, format, &identity, &lines, distortion, seed, photo);
     Document {
         identity,
         lines,

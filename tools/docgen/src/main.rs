@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use docgen::{Distortion, generate, load_font};
+use docgen::{Distortion, generate_with, load_font};
 use document_ocr::mrz::MrzFormat;
 
 #[derive(Parser)]
@@ -30,6 +30,9 @@ struct Cli {
     /// Reference date for validity (YYYY-MM-DD); today by default.
     #[arg(long)]
     today: Option<chrono::NaiveDate>,
+    /// A photo (e.g. a face) to print in the photo area of every page, instead of the drawn placeholder.
+    #[arg(long)]
+    photo: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +40,14 @@ fn main() -> anyhow::Result<()> {
     let font = load_font().map_err(anyhow::Error::msg)?;
     let today = cli.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
     std::fs::create_dir_all(&cli.out).with_context(|| cli.out.display().to_string())?;
+    let photo = match &cli.photo {
+        Some(path) => Some(
+            image::open(path)
+                .with_context(|| path.display().to_string())?
+                .to_rgb8(),
+        ),
+        None => None,
+    };
     let formats = [MrzFormat::Td1, MrzFormat::Td2, MrzFormat::Td3];
     let levels = [Distortion::CLEAN, Distortion::MILD, Distortion::STRONG];
     let mut manifest = Vec::new();
@@ -57,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             }
             None => levels[((i / 3) % 3) as usize],
         };
-        let doc = generate(&font, format, level, seed, today);
+        let doc = generate_with(&font, format, level, seed, today, photo.as_ref());
         let name = format!("doc-{seed:05}.jpg");
         std::fs::write(cli.out.join(&name), &doc.jpeg)?;
         manifest.push(serde_json::json!({

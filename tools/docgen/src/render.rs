@@ -123,7 +123,8 @@ fn text(
     }
 }
 
-/// Renders the page of an identity and its MRZ lines, distorted, as JPEG.
+/// Renders the page of an identity and its MRZ lines, distorted, as JPEG; with `photo`, that photo (e.g. a face
+/// for face-match) fills the photo area instead of the drawn placeholder.
 pub fn render(
     font: &FontVec,
     format: MrzFormat,
@@ -131,6 +132,7 @@ pub fn render(
     lines: &[String],
     d: Distortion,
     seed: u64,
+    photo: Option<&RgbImage>,
 ) -> Vec<u8> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_d0c5);
     let (w, h) = page(format);
@@ -148,7 +150,21 @@ pub fn render(
     });
     // Photo area with a face-like shape (kept abstract: the OCR must not care).
     let (px, py, pw, ph) = (w / 20, h / 6, w * 22 / 100, h * 45 / 100);
-    for y in py..py + ph {
+    if let Some(photo) = photo {
+        // Cover the area, cropping the photo's longer side around its centre, as ID photos are cut.
+        let (iw, ih) = photo.dimensions();
+        let f = (pw as f32 / iw as f32).max(ph as f32 / ih as f32);
+        let scaled = imageops::resize(
+            photo,
+            ((iw as f32 * f).ceil() as u32).max(pw),
+            ((ih as f32 * f).ceil() as u32).max(ph),
+            imageops::FilterType::Triangle,
+        );
+        let (sx, sy) = ((scaled.width() - pw) / 2, (scaled.height() - ph) / 2);
+        let cut = imageops::crop_imm(&scaled, sx, sy, pw, ph).to_image();
+        imageops::replace(&mut img, &cut, i64::from(px), i64::from(py));
+    }
+    for y in (py..py + ph).filter(|_| photo.is_none()) {
         for x in px..px + pw {
             let (dx, dy) = (
                 (x - px) as f32 / pw as f32 - 0.5,

@@ -85,6 +85,7 @@ async fn expired_and_forged_documents_fail_with_their_reason() {
             &lines,
             Distortion::CLEAN,
             31,
+            None,
         ))
         .await;
     assert_eq!(v["verdict"], "fail", "{v}");
@@ -108,6 +109,7 @@ async fn expired_and_forged_documents_fail_with_their_reason() {
             &lines,
             Distortion::CLEAN,
             32,
+            None,
         ))
         .await;
     assert_eq!(v["verdict"], "fail", "{v}");
