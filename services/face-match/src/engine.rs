@@ -91,19 +91,6 @@ impl Engine {
         }))
     }
 
-    /// Runs `f` on a free worker with that worker's sessions of the current generation.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, EngineError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ModelSet, &mut Sessions) -> T + Send + 'static,
-    {
-        self.admit(1)?;
-        let set = self.current();
-        self.submit(set, f)?
-            .await
-            .map_err(|_| EngineError::WorkerFailed)
-    }
-
     /// Runs `a` and `b` on two workers at once with the sessions of the given generation, so a pair takes
     /// about one image's time when workers are free, and both images are seen by the same models even across
     /// a reload. Both are admitted or neither.
@@ -179,11 +166,6 @@ impl Engine {
             Ok(m) => m.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
-    }
-
-    /// Jobs waiting for a worker.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
     }
 
     /// Re-reads the manifest and loads, checks and warms a new generation, then swaps it in. On any error the
