@@ -187,16 +187,14 @@ impl DocumentReader {
             .fetch(&q.artifact, &caller.regions, ArtifactKind::Image)
             .await?;
         let (bytes, limits, today) = (artifact.bytes.clone(), self.decode, self.clock.today());
-        let reading = self
+        let scan = self
             .pool
-            .run(
-                move |engines| -> Result<Option<reader::Reading>, OcrServiceError> {
-                    let page = decode_rgb(&bytes, limits)?;
-                    Ok(reader::read(engines, &page.image, today)?)
-                },
-            )
+            .run(move |engines| -> Result<reader::Scan, OcrServiceError> {
+                let page = decode_rgb(&bytes, limits)?;
+                Ok(reader::read(engines, &page.image, today)?)
+            })
             .await??;
-        let (verdict, confidence, reasons, result) = judge(reading, &q, today, self.min_confidence);
+        let (verdict, confidence, reasons, result) = judge(scan, &q, today, self.min_confidence);
         let draft = VerdictDraft {
             service: SERVICE,
             verdict,
@@ -296,11 +294,11 @@ fn fields(m: &Mrz, r: &reader::Reading, only: Option<&[String]>) -> BTreeMap<Str
         .collect()
 }
 
-/// Turns a reading into a verdict: `fail` when no MRZ is found, it is not the hinted kind, a check digit does
+/// Turns a reading into a verdict: `fail` when no MRZ is found or it does not read, it is not the hinted kind, a check digit does
 /// not hold, a date is invalid or the document expired; `review` on repairs, unknown country codes or low OCR
 /// confidence; `pass` otherwise. Public so the accuracy tool judges exactly as the service does.
 pub fn judge(
-    reading: Option<reader::Reading>,
+    scan: reader::Scan,
     q: &OcrQuery,
     today: NaiveDate,
     min_confidence: f64,
@@ -312,16 +310,31 @@ pub fn judge(
         corrections: vec![],
         ocr: None,
     };
-    let Some(r) = reading else {
-        return (
-            Outcome::Fail,
-            0.9,
-            vec![reason(
-                ReasonCode::MrzNotFound,
-                "no machine-readable zone was found on the image",
-            )],
-            empty,
-        );
+    let r = match scan {
+        reader::Scan::Read(r) => r,
+        reader::Scan::NotFound => {
+            return (
+                Outcome::Fail,
+                0.9,
+                vec![reason(
+                    ReasonCode::MrzNotFound,
+                    "no machine-readable zone was found on the image",
+                )],
+                empty,
+            );
+        }
+        reader::Scan::Unreadable => {
+            return (
+                Outcome::Fail,
+                0.8,
+                vec![reason(
+                    ReasonCode::MrzUnreadable,
+                    "lines shaped like a machine-readable zone were found but do not read as any MRZ \
+                     format; a sharper, evenly lit image may read",
+                )],
+                empty,
+            );
+        }
     };
     let m = &r.mrz;
     if !q.hint.allows(m.format) {
@@ -415,4 +428,34 @@ pub fn judge(
         }),
     };
     (verdict, round(confidence), reasons, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query() -> OcrQuery {
+        let region = "eu"
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a valid residency"));
+        OcrQuery {
+            artifact: ArtifactId::generate(region),
+            hint: DocumentHint::Auto,
+            fields: None,
+        }
+    }
+
+    #[test]
+    fn a_page_without_an_mrz_and_an_mrz_that_does_not_read_fail_with_their_own_reasons() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default();
+        for (scan, code) in [
+            (reader::Scan::NotFound, ReasonCode::MrzNotFound),
+            (reader::Scan::Unreadable, ReasonCode::MrzUnreadable),
+        ] {
+            let (outcome, _, reasons, result) = judge(scan, &query(), today, 0.7);
+            assert_eq!(outcome, Outcome::Fail);
+            assert_eq!(reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [code]);
+            assert!(result.fields.is_empty() && result.format.is_none());
+        }
+    }
 }

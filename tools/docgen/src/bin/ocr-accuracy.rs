@@ -75,16 +75,18 @@ fn read_folder(dir: &std::path::Path, tessdata: &str) -> anyhow::Result<()> {
         let bytes = std::fs::read(dir.join(&entry.file))?;
         let t = Instant::now();
         let page = decode_rgb(&bytes, DecodeLimits::default())?;
-        let reading = reader::read(&mut engines, &page.image, today)?;
+        let scan = reader::read(&mut engines, &page.image, today)?;
         ms.push(t.elapsed().as_secs_f64() * 1e3);
-        let Some(reading) = reading else { continue };
+        if scan.reading().is_none() {
+            continue;
+        }
         found += 1;
         let query = OcrQuery {
             artifact: ArtifactId::generate("eu".parse()?),
             hint: DocumentHint::Auto,
             fields: None,
         };
-        let (_, _, _, result) = judge(Some(reading), &query, today, 0.0);
+        let (_, _, _, result) = judge(scan, &query, today, 0.0);
         let right = FIELDS
             .iter()
             .filter(|f| {
@@ -181,16 +183,16 @@ fn main() -> anyhow::Result<()> {
                 let doc = generate(&font, format, level, 1000 + i, today);
                 let t = Instant::now();
                 let page = decode_rgb(&doc.jpeg, DecodeLimits::default())?;
-                let reading = reader::read(&mut engines, &page.image, today)?;
+                let scan = reader::read(&mut engines, &page.image, today)?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 let query = OcrQuery {
                     artifact: ArtifactId::generate("eu".parse()?),
                     hint: DocumentHint::Auto,
                     fields: None,
                 };
-                let conf = reading.as_ref().map_or(0.0, |r| r.confidence);
+                let conf = scan.reading().map_or(0.0, |r| r.confidence);
                 let min_confidence = document_ocr::config::Settings::default().min_confidence;
-                let (verdict, _, _, result) = judge(reading, &query, today, min_confidence);
+                let (verdict, _, _, result) = judge(scan, &query, today, min_confidence);
                 let exact = FIELDS
                     .iter()
                     .filter(|f| result.fields.get(**f).is_some_and(|v| v.value == expected(&doc.identity, f)))
