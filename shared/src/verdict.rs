@@ -80,6 +80,11 @@ pub enum ReasonCode {
     LowConfidence,
     /// OCR confusions were repaired, each confirmed by a check digit.
     CorrectedCharacters,
+    /// Some characters could not be read with certainty (the fields are listed in the result's
+    /// `uncertain_fields`): ask the user for a sharper, evenly lit, straight-on photo.
+    ImageQuality,
+    /// The document's OCR time budget ran out before a reading settled.
+    TimeBudgetExhausted,
     // face-match
     /// The faces do not belong to the same person.
     FaceMismatch,
@@ -120,6 +125,8 @@ impl ReasonCode {
             Self::UnknownCountryCode => "unknown_country_code",
             Self::LowConfidence => "low_confidence",
             Self::CorrectedCharacters => "corrected_characters",
+            Self::ImageQuality => "image_quality",
+            Self::TimeBudgetExhausted => "time_budget_exhausted",
             Self::FaceMismatch => "face_mismatch",
             Self::NoFaceReference => "no_face_reference",
             Self::NoFaceProbe => "no_face_probe",

@@ -25,6 +25,9 @@ pub struct Settings {
     pub decode: DecodeLimits,
     /// OCR confidence (0–1) below which a verdict is at best `review`.
     pub min_confidence: f64,
+    /// Worker time one document may take at most, all fallbacks together, in milliseconds (`OCR_MAX_DOCUMENT_MS`);
+    /// past it the answer is `review` with `time_budget_exhausted`, never a timeout.
+    pub max_document_ms: u64,
 }
 
 impl Default for Settings {
@@ -37,11 +40,17 @@ impl Default for Settings {
             queue_capacity: 16,
             decode: DecodeLimits::default(),
             min_confidence: 0.7,
+            max_document_ms: 1500,
         }
     }
 }
 
 impl Settings {
+    /// [`Settings::max_document_ms`] as a duration, at least 50 ms (less could read nothing).
+    pub fn max_document(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.max_document_ms.max(50))
+    }
+
     /// The worker count to run.
     pub fn worker_count(&self) -> usize {
         if self.workers > 0 {

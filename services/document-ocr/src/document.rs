@@ -118,6 +118,9 @@ pub struct OcrResult {
     pub checks: Vec<CheckOutcome>,
     /// Repairs applied to the returned fields.
     pub corrections: Vec<Correction>,
+    /// Requested fields holding a character that could not be read with certainty (no check digit or list
+    /// confirmed it): never `pass`; a retake may read them.
+    pub uncertain_fields: Vec<String>,
     /// OCR details, when an MRZ was read.
     pub ocr: Option<OcrInfo>,
 }
@@ -140,6 +143,7 @@ pub struct DocumentReader {
     decode: DecodeLimits,
     clock: Arc<dyn Clock>,
     min_confidence: f64,
+    budget: std::time::Duration,
 }
 
 impl std::fmt::Debug for DocumentReader {
@@ -158,13 +162,14 @@ fn reason(code: ReasonCode, detail: impl Into<String>) -> Reason {
 }
 
 impl DocumentReader {
-    /// A reader over a kernel and an OCR pool.
+    /// A reader over a kernel and an OCR pool; `budget` is each document's worker time at most.
     pub fn new(
         kernel: Arc<Kernel>,
         pool: Arc<Pool>,
         decode: DecodeLimits,
         clock: Arc<dyn Clock>,
         min_confidence: f64,
+        budget: std::time::Duration,
     ) -> Self {
         Self {
             kernel,
@@ -172,6 +177,7 @@ impl DocumentReader {
             decode,
             clock,
             min_confidence,
+            budget,
         }
     }
 
@@ -187,12 +193,17 @@ impl DocumentReader {
             .fetch(&q.artifact, &caller.regions, ArtifactKind::Image)
             .await?;
         let (bytes, limits, today) = (artifact.bytes.clone(), self.decode, self.clock.today());
+        let limit = self.budget;
         let scan = self
             .pool
-            .run(move |engines| -> Result<reader::Scan, OcrServiceError> {
-                let page = decode_rgb(&bytes, limits)?;
-                Ok(reader::read(engines, &page.image, today)?)
-            })
+            .run(
+                move |engines, gone| -> Result<reader::Scan, OcrServiceError> {
+                    // The budget counts from the worker taking the job: decoding is part of it.
+                    let budget = reader::Budget::new(limit, gone);
+                    let page = decode_rgb(&bytes, limits)?;
+                    Ok(reader::read_within(engines, &page.image, today, &budget)?)
+                },
+            )
             .await??;
         let (verdict, confidence, reasons, result) = judge(scan, &q, today, self.min_confidence);
         let draft = VerdictDraft {
@@ -283,6 +294,9 @@ fn fields(m: &Mrz, r: &reader::Reading, only: Option<&[String]>) -> BTreeMap<Str
             if corrected(name) {
                 c *= 0.85;
             }
+            if m.uncertain.iter().any(|u| u == name) {
+                c *= 0.5;
+            }
             (
                 name.to_owned(),
                 FieldValue {
@@ -294,45 +308,61 @@ fn fields(m: &Mrz, r: &reader::Reading, only: Option<&[String]>) -> BTreeMap<Str
         .collect()
 }
 
-/// Turns a reading into a verdict: `fail` when no MRZ is found or it does not read, it is not the hinted kind, a check digit does
-/// not hold, a date is invalid or the document expired; `review` on repairs, unknown country codes or low OCR
-/// confidence; `pass` otherwise. Public so the accuracy tool judges exactly as the service does.
-pub fn judge(
-    scan: reader::Scan,
-    q: &OcrQuery,
-    today: NaiveDate,
-    min_confidence: f64,
-) -> (Outcome, f64, Vec<Reason>, OcrResult) {
+fn early(outcome: Outcome, confidence: f64, code: ReasonCode, detail: &str) -> Judged {
     let empty = OcrResult {
         format: None,
         fields: BTreeMap::new(),
         checks: vec![],
         corrections: vec![],
+        uncertain_fields: vec![],
         ocr: None,
     };
+    (outcome, confidence, vec![reason(code, detail)], empty)
+}
+
+/// A verdict's parts: outcome, confidence, reasons, result.
+pub type Judged = (Outcome, f64, Vec<Reason>, OcrResult);
+
+/// Turns a reading into a verdict, separating "cannot read" from "invalid":
+/// - `fail` only for what the image shows for certain: no MRZ at all, a check digit that fails on characters read
+///   without doubt, a date that is not a date, an expired document, the wrong kind of document;
+/// - `review` when the reading is doubtful (`image_quality`, with the fields in `uncertain_fields`; an MRZ seen
+///   but unreadable; the time budget spent), on repairs, unknown country codes or low OCR confidence;
+/// - `pass` otherwise.
+///
+/// Public so the accuracy tool judges exactly as the service does.
+pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence: f64) -> Judged {
     let r = match scan {
         reader::Scan::Read(r) => r,
         reader::Scan::NotFound => {
-            return (
+            return early(
                 Outcome::Fail,
                 0.9,
-                vec![reason(
-                    ReasonCode::MrzNotFound,
-                    "no machine-readable zone was found on the image",
-                )],
-                empty,
+                ReasonCode::MrzNotFound,
+                "no machine-readable zone was found on the image",
             );
         }
         reader::Scan::Unreadable => {
-            return (
-                Outcome::Fail,
-                0.8,
-                vec![reason(
-                    ReasonCode::MrzUnreadable,
-                    "lines shaped like a machine-readable zone were found but do not read as any MRZ \
-                     format; a sharper, evenly lit image may read",
-                )],
-                empty,
+            return early(
+                Outcome::Review,
+                0.5,
+                ReasonCode::MrzUnreadable,
+                "lines shaped like a machine-readable zone were found but do not read as any MRZ format; a \
+                 sharper, evenly lit image may read",
+            );
+        }
+        reader::Scan::OutOfTime { seen } => {
+            let detail = if seen {
+                "the OCR time budget ran out before the machine-readable zone read; a sharper, straight-on \
+                 image reads faster"
+            } else {
+                "the OCR time budget ran out before a machine-readable zone was found"
+            };
+            return early(
+                Outcome::Review,
+                0.3,
+                ReasonCode::TimeBudgetExhausted,
+                detail,
             );
         }
     };
@@ -342,28 +372,39 @@ pub fn judge(
             "the document hint is {:?} but the MRZ is {:?}",
             q.hint, m.format
         );
-        return (
+        return early(
             Outcome::Fail,
             r.confidence,
-            vec![reason(ReasonCode::MrzUnreadable, detail)],
-            empty,
+            ReasonCode::MrzUnreadable,
+            &detail,
         );
     }
     let mut reasons = Vec::new();
+    let doubtful = |c: &CheckOutcome| m.doubtful_checks.contains(&c.field);
     let failed: Vec<&CheckOutcome> = m.checks.iter().filter(|c| !c.holds).collect();
     for c in &failed {
+        let how = if doubtful(c) {
+            "on characters that could not be read with certainty"
+        } else {
+            "on characters read without doubt"
+        };
         reasons.push(reason(
             ReasonCode::CheckDigitMismatch,
-            format!("the {:?} check digit does not hold", c.field),
+            format!("the {:?} check digit does not hold, {how}", c.field),
         ));
     }
+    let uncertain = |f: &str| m.uncertain.iter().any(|u| u == f);
     for f in &m.invalid_dates {
         reasons.push(reason(
             ReasonCode::InvalidDate,
             format!("{f} is not a valid date"),
         ));
     }
-    let expired = m.expiry_date.is_some_and(|d| d < today);
+    let expiry_confirmed = m
+        .checks
+        .iter()
+        .any(|c| c.field == crate::mrz::Checked::ExpiryDate && c.holds);
+    let expired = expiry_confirmed && m.expiry_date.is_some_and(|d| d < today);
     if expired {
         reasons.push(reason(
             ReasonCode::DocumentExpired,
@@ -380,8 +421,28 @@ pub fn judge(
         reasons.push(reason(
             ReasonCode::CorrectedCharacters,
             format!(
-                "{} OCR confusion(s) repaired, each confirmed by a check digit or the country list",
+                "{} ambiguous character(s) settled, each confirmed by a check digit, the country list or the \
+                 field's type",
                 m.corrections.len()
+            ),
+        ));
+    }
+    let uncertain_fields: Vec<String> = m
+        .uncertain
+        .iter()
+        .filter(|f| {
+            q.fields
+                .as_deref()
+                .is_none_or(|only| only.iter().any(|x| x == *f))
+        })
+        .cloned()
+        .collect();
+    if !m.uncertain.is_empty() {
+        reasons.push(reason(
+            ReasonCode::ImageQuality,
+            format!(
+                "{} field(s) could not be read with certainty; a sharper, evenly lit, straight-on photo may read",
+                m.uncertain.len()
             ),
         ));
     }
@@ -394,9 +455,16 @@ pub fn judge(
             ),
         ));
     }
-    let hard = !failed.is_empty() || expired || !m.invalid_dates.is_empty();
-    let soft = !m.unknown_countries.is_empty()
+    // A rule broken by characters read without doubt condemns the document; one broken by doubtful characters
+    // only says the image is poor.
+    let hard = failed.iter().any(|c| !doubtful(c))
+        || expired
+        || m.invalid_dates.iter().any(|f| !uncertain(f));
+    let soft = !failed.is_empty()
+        || !m.invalid_dates.is_empty()
+        || !m.unknown_countries.is_empty()
         || !m.corrections.is_empty()
+        || !m.uncertain.is_empty()
         || r.confidence < min_confidence;
     let verdict = if hard {
         Outcome::Fail
@@ -421,6 +489,7 @@ pub fn judge(
             .filter(|c| wanted(q.fields.as_deref(), field_of(&c.field)))
             .cloned()
             .collect(),
+        uncertain_fields,
         ocr: Some(OcrInfo {
             language: r.language.clone(),
             rotation_degrees: u16::from(r.quarter_turns) * 90,
@@ -446,14 +515,27 @@ mod tests {
     }
 
     #[test]
-    fn a_page_without_an_mrz_and_an_mrz_that_does_not_read_fail_with_their_own_reasons() {
+    fn a_page_without_an_mrz_fails_and_an_mrz_that_does_not_read_is_held_for_review() {
         let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap_or_default();
-        for (scan, code) in [
-            (reader::Scan::NotFound, ReasonCode::MrzNotFound),
-            (reader::Scan::Unreadable, ReasonCode::MrzUnreadable),
+        for (scan, code, outcome_wanted) in [
+            (
+                reader::Scan::NotFound,
+                ReasonCode::MrzNotFound,
+                Outcome::Fail,
+            ),
+            (
+                reader::Scan::Unreadable,
+                ReasonCode::MrzUnreadable,
+                Outcome::Review,
+            ),
+            (
+                reader::Scan::OutOfTime { seen: true },
+                ReasonCode::TimeBudgetExhausted,
+                Outcome::Review,
+            ),
         ] {
             let (outcome, _, reasons, result) = judge(scan, &query(), today, 0.7);
-            assert_eq!(outcome, Outcome::Fail);
+            assert_eq!(outcome, outcome_wanted);
             assert_eq!(reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [code]);
             assert!(result.fields.is_empty() && result.format.is_none());
         }

@@ -83,6 +83,7 @@ impl App {
             settings.decode,
             clock,
             settings.min_confidence,
+            settings.max_document(),
         ));
         Ok(Self {
             state: AppState {

@@ -2,6 +2,7 @@
 //! computed, not copied), and a rendered page in OCR-B (Debian `fonts-ocr-b`) with a photo area and other
 //! text, then distorted (rotation, blur, noise, scale, JPEG) at a chosen level. Deterministic per seed.
 
+mod junk;
 mod render;
 
 use chrono::{Datelike, Duration, NaiveDate};
@@ -9,7 +10,8 @@ use document_ocr::mrz::{MrzFormat, check};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-pub use render::{Distortion, FONT_PATH, load_font, render};
+pub use junk::{Junk, junk};
+pub use render::{Capture, Distortion, FONT_PATH, load_font, render};
 
 /// What the document says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,15 +238,143 @@ pub fn mrz_lines(format: MrzFormat, id: &Identity) -> Vec<String> {
     }
 }
 
+/// A check-digit-protected field a forger can alter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Forged {
+    /// The document number.
+    DocumentNumber,
+    /// The birth date (kept a valid date in the past).
+    BirthDate,
+    /// The expiry date (kept a valid date).
+    ExpiryDate,
+    /// TD3's personal number, when it has one.
+    OptionalData,
+}
+
 /// One generated document.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// The identity it shows.
+    /// The identity it shows (for a forgery: what is printed, forged value included).
     pub identity: Identity,
     /// Its MRZ lines.
     pub lines: Vec<String>,
     /// The encoded image (JPEG).
     pub jpeg: Vec<u8>,
+    /// The field a forger changed, if any.
+    pub forged: Option<Forged>,
+}
+
+/// Where a field sits in each format: (line, first column, length).
+fn field_span(format: MrzFormat, field: Forged) -> Option<(usize, usize, usize)> {
+    let td1 = format == MrzFormat::Td1;
+    Some(match field {
+        Forged::DocumentNumber if td1 => (0, 5, 9),
+        Forged::DocumentNumber => (1, 0, 9),
+        Forged::BirthDate if td1 => (1, 0, 6),
+        Forged::BirthDate => (1, 13, 6),
+        Forged::ExpiryDate if td1 => (1, 8, 6),
+        Forged::ExpiryDate => (1, 21, 6),
+        Forged::OptionalData if format == MrzFormat::Td3 => (1, 28, 14),
+        Forged::OptionalData => return None,
+    })
+}
+
+fn date_of(yymmdd: &str, like: NaiveDate) -> Option<NaiveDate> {
+    let n = |r: std::ops::Range<usize>| yymmdd.get(r)?.parse::<u32>().ok();
+    let year = like.year() - like.year() % 100 + i32::try_from(n(0..2)?).ok()?;
+    NaiveDate::from_ymd_opt(year, n(2..4)?, n(4..6)?)
+}
+
+/// Forges `field` as a forger alters a printed document: one character changed to another of its kind (digit
+/// for digit, letter for letter), every check digit left as printed, the visual zone changed to match. Only
+/// changes the check digit detects are made (a weighted difference of 10 is invisible to ICAO's scheme, and no
+/// reader can catch it from the MRZ); dates stay valid dates. `None` when the field cannot be forged here.
+pub fn forge(
+    format: MrzFormat,
+    identity: &Identity,
+    lines: &[String],
+    field: Forged,
+    today: NaiveDate,
+    rng: &mut StdRng,
+) -> Option<(Identity, Vec<String>)> {
+    let (line, start, len) = field_span(format, field)?;
+    let original = lines.get(line)?.get(start..start + len)?.to_owned();
+    if original.bytes().all(|b| b == b'<') {
+        return None;
+    }
+    for _ in 0..50 {
+        let at = rng.random_range(0..len);
+        let old = original.as_bytes()[at];
+        let new = match old {
+            b'0'..=b'9' => b'0' + rng.random_range(0..10u8),
+            b'A'..=b'Z' => NUMBER_LETTERS[rng.random_range(0..NUMBER_LETTERS.len())],
+            _ => continue,
+        };
+        let mut forged = original.clone().into_bytes();
+        forged[at] = new;
+        let Ok(forged) = String::from_utf8(forged) else {
+            continue;
+        };
+        let check = lines[line].as_bytes().get(start + len).copied();
+        let caught = check.is_some_and(|k| !check::holds(forged.as_bytes(), k));
+        if new == old || !caught {
+            continue;
+        }
+        let mut id = identity.clone();
+        match field {
+            Forged::DocumentNumber => id.document_number = forged.trim_end_matches('<').to_owned(),
+            Forged::OptionalData => id.optional_data = forged.trim_end_matches('<').to_owned(),
+            Forged::BirthDate => match date_of(&forged, id.birth_date) {
+                Some(d) if d < today => id.birth_date = d,
+                _ => continue,
+            },
+            Forged::ExpiryDate => match date_of(&forged, id.expiry_date) {
+                Some(d) if d > today => id.expiry_date = d,
+                _ => continue,
+            },
+        }
+        let mut out = lines.to_vec();
+        out[line].replace_range(start..start + len, &forged);
+        return Some((id, out));
+    }
+    None
+}
+
+/// As [`generate_with`], with `field` forged (see [`forge`]); falls back to the document number when the field
+/// cannot be forged on this document.
+pub fn generate_forged(
+    font: &ab_glyph::FontVec,
+    format: MrzFormat,
+    distortion: Distortion,
+    seed: u64,
+    today: NaiveDate,
+    field: Forged,
+) -> Document {
+    let genuine = identity(format, seed, today, false);
+    let lines = mrz_lines(format, &genuine);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0xf0_26ed);
+    let (identity, lines, forged) = forge(format, &genuine, &lines, field, today, &mut rng)
+        .map(|(i, l)| (i, l, field))
+        .or_else(|| {
+            forge(
+                format,
+                &genuine,
+                &lines,
+                Forged::DocumentNumber,
+                today,
+                &mut rng,
+            )
+            .map(|(i, l)| (i, l, Forged::DocumentNumber))
+        })
+        .unwrap_or((genuine, lines, Forged::DocumentNumber));
+    let jpeg = render(font, format, &identity, &lines, distortion, seed, None);
+    Document {
+        identity,
+        lines,
+        jpeg,
+        forged: Some(forged),
+    }
 }
 
 /// Generates one document: identity, lines, page, distortion, JPEG.
@@ -274,6 +404,7 @@ pub fn generate_with(
         identity,
         lines,
         jpeg,
+        forged: None,
     }
 }
 
@@ -308,6 +439,43 @@ mod tests {
                 assert_eq!(m.expiry_date, Some(id.expiry_date));
                 assert_eq!(m.nationality, id.nationality);
                 assert!(m.unknown_countries.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_forgery_changes_one_character_and_breaks_its_check_digit() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        let mut rng = StdRng::seed_from_u64(7);
+        for format in [
+            MrzFormat::Td1,
+            MrzFormat::Td2,
+            MrzFormat::Td3,
+            MrzFormat::MrvB,
+        ] {
+            for field in [
+                Forged::DocumentNumber,
+                Forged::BirthDate,
+                Forged::ExpiryDate,
+            ] {
+                for seed in 0..40 {
+                    let id = identity(format, seed, today, false);
+                    let lines = mrz_lines(format, &id);
+                    let (forged_id, forged) =
+                        forge(format, &id, &lines, field, today, &mut rng).unwrap();
+                    let changed: usize = lines
+                        .iter()
+                        .zip(&forged)
+                        .map(|(a, b)| a.bytes().zip(b.bytes()).filter(|(x, y)| x != y).count())
+                        .sum();
+                    assert_eq!(changed, 1, "{lines:?} {forged:?}");
+                    let refs: Vec<&str> = forged.iter().map(String::as_str).collect();
+                    let m = parse(&refs, today).unwrap();
+                    assert!(!m.checks_hold(), "{forged:?}");
+                    assert_eq!(m.document_number, forged_id.document_number);
+                    assert_eq!(m.birth_date, Some(forged_id.birth_date));
+                    assert_eq!(m.expiry_date, Some(forged_id.expiry_date));
+                }
             }
         }
     }

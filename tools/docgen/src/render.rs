@@ -1,7 +1,10 @@
 //! Drawing a document page and distorting it like a phone photo or a scan.
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
-use document_ocr::mrz::MrzFormat;
+use document_ocr::{
+    mrz::MrzFormat,
+    ocr::geometry::{Homography, Point},
+};
 use image::{Rgb, RgbImage, imageops};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde::Serialize;
@@ -34,6 +37,21 @@ pub struct Distortion {
     pub scale: (f32, f32),
     /// JPEG quality.
     pub jpeg_quality: u8,
+    /// Phone captures: the page lies on a desk and is photographed at an angle (`None` for scans).
+    pub capture: Option<Capture>,
+}
+
+/// How a phone photographs a page lying on a desk: the page scaled by [`Distortion::scale`] into a frame with
+/// the desk around it, its corners moved by perspective, one edge possibly foreshortened (keystone), the light
+/// uneven; then blurred by a σ drawn from `blur`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Capture {
+    /// Each corner moves up to this share of the page's width and height, independently.
+    pub perspective: f32,
+    /// One edge, chosen at random, is this much shorter (a share of its length, drawn from the range).
+    pub keystone: (f32, f32),
+    /// Blur σ range, pixels (replaces [`Distortion::blur_sigma`]).
+    pub blur: (f32, f32),
 }
 
 impl Distortion {
@@ -45,6 +63,7 @@ impl Distortion {
         noise_sigma: 0.0,
         scale: (1.0, 1.0),
         jpeg_quality: 95,
+        capture: None,
     };
     /// A decent scan or photo: ±2°, slight blur and noise, 85–115 % scale, JPEG 85.
     pub const MILD: Self = Self {
@@ -54,6 +73,7 @@ impl Distortion {
         noise_sigma: 4.0,
         scale: (0.85, 1.15),
         jpeg_quality: 85,
+        capture: None,
     };
     /// A poor photo: ±5°, blur, noise, 70–120 % scale, JPEG 60.
     pub const STRONG: Self = Self {
@@ -63,13 +83,50 @@ impl Distortion {
         noise_sigma: 9.0,
         scale: (0.7, 1.2),
         jpeg_quality: 60,
+        capture: None,
     };
+    /// A phone photo of the page on a dark desk: perspective (each corner moved up to 3 % of the page), ±5°,
+    /// the page at 60–75 % of its print size, blur σ 1.2–1.8, noise σ 12, JPEG 70.
+    pub const PHONE: Self = Self {
+        level: "phone",
+        max_rotation_deg: 5.0,
+        blur_sigma: 0.0,
+        noise_sigma: 12.0,
+        scale: (0.6, 0.75),
+        jpeg_quality: 70,
+        capture: Some(Capture {
+            perspective: 0.03,
+            keystone: (0.0, 0.0),
+            blur: (1.2, 1.8),
+        }),
+    };
+    /// The phone held at a slant: one page edge 16–23 % shorter than the opposite one, ±4°, on the desk.
+    pub const KEYSTONE: Self = Self {
+        level: "keystone",
+        max_rotation_deg: 4.0,
+        blur_sigma: 0.0,
+        noise_sigma: 6.0,
+        scale: (0.75, 0.9),
+        jpeg_quality: 80,
+        capture: Some(Capture {
+            perspective: 0.01,
+            keystone: (0.16, 0.23),
+            blur: (0.6, 1.0),
+        }),
+    };
+
+    /// Every level, scans first.
+    pub const ALL: [Self; 5] = [
+        Self::CLEAN,
+        Self::MILD,
+        Self::STRONG,
+        Self::PHONE,
+        Self::KEYSTONE,
+    ];
 
     /// By name.
     pub fn named(name: &str) -> Option<Self> {
-        [Self::CLEAN, Self::MILD, Self::STRONG]
-            .into_iter()
-            .find(|d| d.level == name)
+        Self::ALL.into_iter().find(|d| d.level == name)
     }
 }
 
@@ -274,12 +331,109 @@ fn rotate(img: &RgbImage, deg: f32, fill: Rgb<u8>) -> RgbImage {
     })
 }
 
+/// A dark desk: wood-like grain over a base colour, under light that falls off across the frame.
+fn desk(w: u32, h: u32, rng: &mut StdRng) -> RgbImage {
+    let base = [
+        rng.random_range(35..80u8),
+        rng.random_range(28..60u8),
+        rng.random_range(20..50u8),
+    ];
+    let (period, phase, tilt) = (
+        rng.random_range(6.0..18.0f32),
+        rng.random_range(0.0..std::f32::consts::TAU),
+        rng.random_range(-0.3..0.3f32),
+    );
+    RgbImage::from_fn(w, h, |x, y| {
+        let (x, y) = (x as f32, y as f32);
+        let grain = ((x + tilt * y) / period + (y / 97.0).sin() * 2.0 + phase).sin() * 9.0;
+        Rgb(base.map(|c| (f32::from(c) + grain).clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// The page photographed on a desk (see [`Capture`]).
+fn photograph(page: &RgbImage, d: Distortion, c: Capture, rng: &mut StdRng) -> RgbImage {
+    let f = rng.random_range(d.scale.0..=d.scale.1);
+    let page = imageops::resize(
+        page,
+        (page.width() as f32 * f) as u32,
+        (page.height() as f32 * f) as u32,
+        imageops::FilterType::Triangle,
+    );
+    let (pw, ph) = (f64::from(page.width()), f64::from(page.height()));
+    let (mx, my) = (
+        pw * rng.random_range(0.08..0.2f64),
+        ph * rng.random_range(0.1..0.25f64),
+    );
+    let (w, h) = ((pw + 2.0 * mx) as u32, (ph + 2.0 * my) as u32);
+    let mut corners: [Point; 4] = [(mx, my), (mx + pw, my), (mx + pw, my + ph), (mx, my + ph)];
+    if c.keystone.1 > 0.0 {
+        // Pull both ends of one edge towards its middle.
+        let k = f64::from(rng.random_range(c.keystone.0..=c.keystone.1));
+        let edge = rng.random_range(0..4usize);
+        let (a, b) = (corners[edge], corners[(edge + 1) % 4]);
+        let mid = ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
+        let pull = |p: Point| (p.0 + (mid.0 - p.0) * k, p.1 + (mid.1 - p.1) * k);
+        corners[edge] = pull(a);
+        corners[(edge + 1) % 4] = pull(b);
+    }
+    let deg = f64::from(rng.random_range(-d.max_rotation_deg..=d.max_rotation_deg));
+    let (s, cos) = deg.to_radians().sin_cos();
+    let (cx, cy) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
+    let jitter = f64::from(c.perspective);
+    for p in &mut corners {
+        let (dx, dy) = (p.0 - cx, p.1 - cy);
+        *p = (
+            cx + cos * dx - s * dy + pw * jitter * rng.random_range(-1.0..=1.0),
+            cy + s * dx + cos * dy + ph * jitter * rng.random_range(-1.0..=1.0),
+        );
+    }
+    let rect = [(0.0, 0.0), (pw, 0.0), (pw, ph), (0.0, ph)];
+    let mut frame = desk(w, h, rng);
+    let Some(to_page) = Homography::between(corners, rect) else {
+        return frame;
+    };
+    // Light from one side: 0.8–1.05 of full brightness across the frame.
+    let (lx, ly) = (
+        rng.random_range(-1.0..1.0f32),
+        rng.random_range(-1.0..1.0f32),
+    );
+    for (x, y, px) in frame.enumerate_pixels_mut() {
+        let (u, v) = to_page
+            .apply((f64::from(x) + 0.5, f64::from(y) + 0.5))
+            .unwrap_or((-1.0, -1.0));
+        if u >= 0.0 && v >= 0.0 && u < pw - 1.0 && v < ph - 1.0 {
+            *px = bilinear(&page, u as f32, v as f32);
+        }
+        let light =
+            0.925 + 0.125 * (lx * (x as f32 / w as f32 - 0.5) + ly * (y as f32 / h as f32 - 0.5));
+        px.0 = px.0.map(|v| (f32::from(v) * light).clamp(0.0, 255.0) as u8);
+    }
+    let sigma = rng.random_range(c.blur.0..=c.blur.1);
+    imageops::blur(&frame, sigma)
+}
+
+fn bilinear(img: &RgbImage, x: f32, y: f32) -> Rgb<u8> {
+    let (w, h) = img.dimensions();
+    let (x0, y0) = ((x.floor() as u32).min(w - 1), (y.floor() as u32).min(h - 1));
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    let p = |xx, yy| img.get_pixel(xx, yy).0.map(f32::from);
+    let (a, b, c, d) = (p(x0, y0), p(x1, y0), p(x0, y1), p(x1, y1));
+    Rgb(std::array::from_fn(|k| {
+        let top = a[k] + (b[k] - a[k]) * fx;
+        let bottom = c[k] + (d[k] - c[k]) * fx;
+        (top + (bottom - top) * fy).round() as u8
+    }))
+}
+
 fn distort(mut img: RgbImage, d: Distortion, rng: &mut StdRng) -> Vec<u8> {
-    if d.max_rotation_deg > 0.0 {
+    if let Some(c) = d.capture {
+        img = photograph(&img, d, c, rng);
+    } else if d.max_rotation_deg > 0.0 {
         let deg = rng.random_range(-d.max_rotation_deg..=d.max_rotation_deg);
         img = rotate(&img, deg, Rgb([200, 200, 195]));
     }
-    if d.scale.0 != 1.0 || d.scale.1 != 1.0 {
+    if d.capture.is_none() && (d.scale.0 != 1.0 || d.scale.1 != 1.0) {
         let f = rng.random_range(d.scale.0..=d.scale.1);
         let (w, h) = img.dimensions();
         img = imageops::resize(
@@ -292,16 +446,25 @@ fn distort(mut img: RgbImage, d: Distortion, rng: &mut StdRng) -> Vec<u8> {
     if d.blur_sigma > 0.0 {
         img = imageops::blur(&img, d.blur_sigma);
     }
-    if d.noise_sigma > 0.0 {
+    add_noise(&mut img, d.noise_sigma, rng);
+    jpeg(&img, d.jpeg_quality)
+}
+
+/// Gaussian noise of σ grey levels, the same on the three channels (sensor luma noise).
+pub(crate) fn add_noise(img: &mut RgbImage, sigma: f32, rng: &mut StdRng) {
+    if sigma > 0.0 {
         for p in img.pixels_mut() {
-            let n = gaussian(rng) * d.noise_sigma;
+            let n = gaussian(rng) * sigma;
             for c in p.0.iter_mut() {
                 *c = (f32::from(*c) + n).clamp(0.0, 255.0) as u8;
             }
         }
     }
+}
+
+/// `img` as JPEG.
+pub(crate) fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
-    let _ = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, d.jpeg_quality)
-        .encode_image(&img);
+    let _ = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(img);
     out
 }

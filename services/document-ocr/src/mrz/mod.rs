@@ -91,6 +91,29 @@ pub struct Correction {
     pub confirmed_by: String,
 }
 
+/// One character as OCR read it: the best choice, its confidence (0–1), and the other characters the engine
+/// weighed at that position with theirs. Text that was not read (a test's, a caller's) is [`Glyph::certain`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Glyph {
+    /// The character read.
+    pub ch: u8,
+    /// Confidence in it, 0–1.
+    pub conf: f32,
+    /// Other characters weighed here, most likely first, each with its confidence (0–1).
+    pub alternatives: Vec<(u8, f32)>,
+}
+
+impl Glyph {
+    /// A character known for certain.
+    pub fn certain(ch: u8) -> Self {
+        Self {
+            ch,
+            conf: 1.0,
+            alternatives: Vec::new(),
+        }
+    }
+}
+
 /// A parsed MRZ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mrz {
@@ -126,6 +149,11 @@ pub struct Mrz {
     pub unknown_countries: Vec<String>,
     /// The lines after repairs.
     pub lines: Vec<String>,
+    /// Fields (names as in the verdict's `fields`) with a character that stays doubtful after every rule was
+    /// applied: a doubtful glyph no check digit or list confirmed.
+    pub uncertain: Vec<String>,
+    /// Checks that fail on a doubtful reading: they may fail because of the image, not the document.
+    pub doubtful_checks: Vec<Checked>,
 }
 
 impl Mrz {
@@ -133,19 +161,35 @@ impl Mrz {
     pub fn checks_hold(&self) -> bool {
         self.checks.iter().all(|c| c.holds)
     }
+
+    /// Whether every check holds and no field is doubtful: nothing more to read.
+    pub fn settled(&self) -> bool {
+        self.checks_hold() && self.uncertain.is_empty() && self.invalid_dates.is_empty()
+    }
 }
 
-/// Parses MRZ lines (whitespace removed, upper-cased) against `today` (for the century of dates).
+/// Parses MRZ lines (whitespace removed, upper-cased) against `today` (for the century of dates); every
+/// character counts as read for certain, so nothing is repaired.
 pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
-    let mut rows: Vec<Vec<u8>> = lines
+    let glyphs: Vec<Vec<Glyph>> = lines
         .iter()
         .map(|l| {
             l.bytes()
                 .filter(|b| !b.is_ascii_whitespace())
-                .map(|b| b.to_ascii_uppercase())
+                .map(|b| Glyph::certain(b.to_ascii_uppercase()))
                 .collect()
         })
-        .filter(|l: &Vec<u8>| !l.is_empty())
+        .filter(|l: &Vec<Glyph>| !l.is_empty())
+        .collect();
+    parse_read(&glyphs, today)
+}
+
+/// Parses MRZ lines as OCR read them, glyph by glyph: doubtful characters may be repaired where ICAO's rules
+/// settle them (see `repair`), and what stays doubtful is reported in [`Mrz::uncertain`].
+pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzError> {
+    let mut rows: Vec<Vec<u8>> = glyphs
+        .iter()
+        .map(|l| l.iter().map(|g| g.ch).collect())
         .collect();
     let lens: Vec<usize> = rows.iter().map(Vec::len).collect();
     let format = MrzFormat::detect(&rows).ok_or(MrzError::Shape(rows.len(), lens))?;
@@ -159,7 +203,10 @@ pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
         }
     }
     let layout = Layout::of(format);
-    let corrections = repair::repair(&mut rows, &layout);
+    let settled = repair::settle(&mut rows, glyphs, &layout);
+    let corrections = settled.corrections;
+    let doubt = settled.doubt;
+    let doubtful = |s: Span| (s.start..s.start + s.len).any(|c| doubt[s.line][c]);
     let text = |s: Span| -> String { String::from_utf8_lossy(s.bytes(&rows)).into_owned() };
     let clean = |s: Span| {
         text(s)
@@ -170,32 +217,90 @@ pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
     };
 
     let mut checks = Vec::new();
-    let mut push = |field, data: Vec<u8>, at: Span| {
+    let mut doubtful_checks = Vec::new();
+    let mut push = |field, data: Vec<u8>, at: Span, covers: &[Span]| {
         let digit = at.bytes(&rows)[0];
+        let holds = check::holds(&data, digit);
+        if !holds && (doubtful(at) || covers.iter().any(|s| doubtful(*s))) {
+            doubtful_checks.push(field);
+        }
         checks.push(CheckOutcome {
             field,
             digit: char::from(digit),
-            holds: check::holds(&data, digit),
+            holds,
         });
     };
     let (number, number_check) = layout.document_number(&rows);
-    push(Checked::DocumentNumber, number.clone(), number_check);
+    let mut number_spans = vec![layout.number];
+    if number.len() > layout.number.len {
+        number_spans.push(Span {
+            len: number.len() - layout.number.len,
+            ..layout.optional[0]
+        });
+    }
+    push(
+        Checked::DocumentNumber,
+        number.clone(),
+        number_check,
+        &number_spans,
+    );
     push(
         Checked::BirthDate,
         layout.birth.bytes(&rows).to_vec(),
         layout.birth_check,
+        &[layout.birth],
     );
     push(
         Checked::ExpiryDate,
         layout.expiry.bytes(&rows).to_vec(),
         layout.expiry_check,
+        &[layout.expiry],
     );
     if let Some((data, at)) = layout.optional_check {
-        push(Checked::OptionalData, data.bytes(&rows).to_vec(), at);
+        push(
+            Checked::OptionalData,
+            data.bytes(&rows).to_vec(),
+            at,
+            &[data],
+        );
     }
     if let Some((parts, at)) = &layout.composite {
         let data: Vec<u8> = parts.iter().flat_map(|p| p.bytes(&rows).to_vec()).collect();
-        push(Checked::Composite, data, *at);
+        push(Checked::Composite, data, *at, parts);
+    }
+    // Which returned fields hold a doubtful character: the name line splits at its first `<<`.
+    let mut uncertain = Vec::new();
+    let names_row =
+        &rows[layout.names.line][layout.names.start..layout.names.start + layout.names.len];
+    let split = names_row
+        .windows(2)
+        .position(|w| w == b"<<")
+        .unwrap_or(layout.names.len);
+    let surname = Span {
+        len: split,
+        ..layout.names
+    };
+    let given = Span {
+        start: layout.names.start + split,
+        len: layout.names.len - split,
+        ..layout.names
+    };
+    let field_spans: [(&str, Vec<Span>); 10] = [
+        ("document_code", vec![layout.code]),
+        ("issuing_state", vec![layout.state]),
+        ("surname", vec![surname]),
+        ("given_names", vec![given]),
+        ("document_number", number_spans.clone()),
+        ("nationality", vec![layout.nationality]),
+        ("birth_date", vec![layout.birth, layout.birth_check]),
+        ("sex", vec![layout.sex]),
+        ("expiry_date", vec![layout.expiry, layout.expiry_check]),
+        ("optional_data", layout.optional.clone()),
+    ];
+    for (name, spans) in field_spans {
+        if spans.iter().any(|s| doubtful(*s)) {
+            uncertain.push(name.to_owned());
+        }
     }
 
     let names = text(layout.names);
@@ -257,6 +362,8 @@ pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
             .iter()
             .map(|r| String::from_utf8_lossy(r).into_owned())
             .collect(),
+        uncertain,
+        doubtful_checks,
     })
 }
 

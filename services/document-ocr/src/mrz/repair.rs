@@ -1,11 +1,38 @@
-//! Repairs of OCR confusions between look-alike letters and digits, by field type, kept only where something
-//! independent confirms them: a check digit for numbers and dates, the country list for country codes. Names
-//! carry no digits, so a digit in a name is repaired by type alone and reported like every other repair.
+//! Settling what each MRZ character is, by ICAO's own rules, without inventing any.
+//!
+//! Every position has a character class (digits in dates and check digits, letters in names and codes, either in
+//! document numbers). A character is **doubtful** when Tesseract's confidence in it is low, when Tesseract itself
+//! weighed another character there, or when it is impossible for its class (a letter in a date). Only doubtful
+//! characters may change, and only to what Tesseract offered there or, for a low-confidence or impossible
+//! character, its look-alike in the right class; a confidently read character is never changed to make a
+//! check digit hold, so a forged number (one printed character changed, the check digit left) reads as printed
+//! and fails.
+//!
+//! For each field with a check digit, every combination of its doubtful characters' options is tried; the most
+//! likely one that satisfies the check digit (and for dates, the calendar) is taken when it is clearly the most
+//! likely; otherwise the field stays as read. A check digit that holds confirms the characters it covers. What
+//! stays doubtful afterwards is reported, so the verdict can tell "cannot read" from "invalid".
 
 use super::{
-    Correction, check, country,
-    layout::{Layout, Span},
+    Correction, Glyph, check, country,
+    layout::{Layout, MrzFormat, Span},
 };
+
+/// Below this confidence a character is doubtful.
+pub const DOUBTFUL_BELOW: f32 = 0.80;
+
+/// An alternative Tesseract gives at least this confidence makes the character doubtful.
+pub const ALTERNATIVE_AT: f32 = 0.10;
+
+/// Alternatives weaker than this are not considered at all.
+const ALTERNATIVE_FLOOR: f32 = 0.01;
+
+/// A check-digit field with more doubtful characters than this is not searched (its combinations would make a
+/// holding check digit likely by chance): it stays as read, and doubtful.
+const MAX_DOUBTFUL: usize = 4;
+
+/// The most likely holding combination is taken only when it is this many times as likely as the next one.
+const CLEAR_MARGIN: f32 = 4.0;
 
 /// Letters OCR reads in place of digits.
 fn to_digit(c: u8) -> Option<u8> {
@@ -34,145 +61,362 @@ fn to_letter(c: u8) -> Option<u8> {
     })
 }
 
-struct Fixer<'a> {
+/// What a position may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// Digits (dates).
+    Digits,
+    /// A check digit: a digit, or `<` where ICAO allows an empty field's digit to be a filler.
+    CheckDigit,
+    /// Letters and fillers (names, codes, countries).
+    Letters,
+    /// Letters, digits and fillers (document numbers, optional data).
+    Any,
+    /// `M`, `F`, `<` or `X`.
+    Sex,
+}
+
+impl Class {
+    fn allows(self, c: u8) -> bool {
+        match self {
+            Self::Digits => c.is_ascii_digit(),
+            Self::CheckDigit => c.is_ascii_digit() || c == b'<',
+            Self::Letters => c.is_ascii_uppercase() || c == b'<',
+            Self::Any => c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'<',
+            Self::Sex => matches!(c, b'M' | b'F' | b'<' | b'X'),
+        }
+    }
+
+    fn look_alike(self, c: u8) -> Option<u8> {
+        match self {
+            Self::Digits | Self::CheckDigit => to_digit(c),
+            Self::Letters => to_letter(c),
+            _ => None,
+        }
+    }
+}
+
+/// A position: (line, column).
+type Pos = (usize, usize);
+
+fn positions(span: Span) -> impl Iterator<Item = Pos> {
+    (span.start..span.start + span.len).map(move |c| (span.line, c))
+}
+
+/// The MRZ being settled.
+pub struct Settler<'a> {
     rows: &'a mut [Vec<u8>],
+    glyphs: &'a [Vec<Glyph>],
+    /// Positions still doubtful.
+    doubt: Vec<Vec<bool>>,
     out: Vec<Correction>,
 }
 
-impl Fixer<'_> {
-    fn set(&mut self, span: Span, i: usize, to: u8, field: &str, by: &str) {
-        let from = self.rows[span.line][span.start + i];
+/// What settling found.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Every character changed.
+    pub corrections: Vec<Correction>,
+    /// Positions still doubtful afterwards.
+    pub doubt: Vec<Vec<bool>>,
+}
+
+impl<'a> Settler<'a> {
+    fn new(rows: &'a mut [Vec<u8>], glyphs: &'a [Vec<Glyph>]) -> Self {
+        let doubt = rows.iter().map(|r| vec![false; r.len()]).collect();
+        Self {
+            rows,
+            glyphs,
+            doubt,
+            out: Vec::new(),
+        }
+    }
+
+    fn glyph(&self, (l, c): Pos) -> Glyph {
+        self.glyphs
+            .get(l)
+            .and_then(|g| g.get(c))
+            .cloned()
+            .unwrap_or_else(|| Glyph::certain(self.rows[l][c]))
+    }
+
+    /// The characters a position may be, with their likelihood; the one read first when its class allows it.
+    /// Also marks the position doubtful or not.
+    fn options(&mut self, at: Pos, class: Class) -> Vec<(u8, f32)> {
+        let g = self.glyph(at);
+        let read = self.rows[at.0][at.1];
+        let allowed = class.allows(read);
+        let doubtful = !allowed
+            || g.conf < DOUBTFUL_BELOW
+            || g.alternatives.iter().any(|(_, p)| *p >= ALTERNATIVE_AT);
+        self.doubt[at.0][at.1] = doubtful;
+        let mut opts = Vec::new();
+        if allowed {
+            opts.push((read, g.conf.max(0.01)));
+        }
+        if doubtful {
+            for (c, p) in &g.alternatives {
+                if *p >= ALTERNATIVE_FLOOR && class.allows(*c) && opts.iter().all(|o| o.0 != *c) {
+                    opts.push((*c, *p));
+                }
+            }
+            if (!allowed || g.conf < DOUBTFUL_BELOW)
+                && let Some(c) = class.look_alike(read)
+                && opts.iter().all(|o| o.0 != c)
+            {
+                opts.push((c, ((1.0 - g.conf) * 0.5).max(0.02)));
+            }
+        }
+        if opts.is_empty() {
+            opts.push((read, 0.01));
+        }
+        opts
+    }
+
+    fn set(&mut self, at: Pos, to: u8, field: &str, by: &str) {
+        let from = self.rows[at.0][at.1];
         if from == to {
             return;
         }
-        self.rows[span.line][span.start + i] = to;
+        self.rows[at.0][at.1] = to;
         self.out.push(Correction {
             field: field.to_owned(),
-            line: span.line + 1,
-            column: span.start + i + 1,
+            line: at.0 + 1,
+            column: at.1 + 1,
             from: char::from(from),
             to: char::from(to),
             confirmed_by: by.to_owned(),
         });
     }
 
-    fn digits_of(&self, span: Span) -> Vec<u8> {
-        span.bytes(self.rows)
-            .iter()
-            .map(|c| to_digit(*c).unwrap_or(*c))
-            .collect()
+    fn confirm(&mut self, at: &[Pos]) {
+        for (l, c) in at {
+            self.doubt[*l][*c] = false;
+        }
     }
 
-    /// A numeric field (a date) and its digit: letters become digits when the check then holds.
-    fn numeric(&mut self, data: Span, digit: Span, field: &str) {
-        let (d, k) = (self.digits_of(data), self.digits_of(digit)[0]);
-        let unchanged = d == data.bytes(self.rows) && k == digit.bytes(self.rows)[0];
-        if unchanged || !check::holds(&d, k) {
-            return;
+    /// The most likely assignment of `at` (each with its options) that `accept` takes, when it is clearly the
+    /// most likely; `None` when there is none, it is not clear, or there are too many doubtful positions.
+    fn search(
+        &self,
+        at: &[Pos],
+        options: &[Vec<(u8, f32)>],
+        accept: impl Fn(&[u8]) -> bool,
+    ) -> Option<Vec<u8>> {
+        let open: Vec<usize> = (0..at.len()).filter(|i| options[*i].len() > 1).collect();
+        if open.len() > MAX_DOUBTFUL {
+            return None;
         }
-        let by = format!("{field} check digit");
-        for (i, c) in d.iter().enumerate() {
-            self.set(data, i, *c, field, &by);
-        }
-        self.set(digit, 0, k, field, &by);
-    }
-
-    /// An alphanumeric field and its digit: if the check fails, the one single look-alike swap that makes it
-    /// hold is taken; none or several, nothing changes.
-    fn alphanumeric(&mut self, data: Vec<(Span, usize)>, digit: Span, field: &str) {
-        let read: Vec<u8> = data
-            .iter()
-            .map(|(s, i)| self.rows[s.line][s.start + i])
-            .collect();
-        let raw_k = digit.bytes(self.rows)[0];
-        let k = if raw_k == b'<' {
-            raw_k
-        } else {
-            to_digit(raw_k).unwrap_or(raw_k)
-        };
-        let by = format!("{field} check digit");
-        if check::holds(&read, k) {
-            self.set(digit, 0, k, field, &by);
-            return;
-        }
-        let mut found = None;
-        for (i, c) in read.iter().enumerate() {
-            for alt in [to_digit(*c), to_letter(*c)].into_iter().flatten() {
-                let mut candidate = read.clone();
-                candidate[i] = alt;
-                if check::holds(&candidate, k) {
-                    if found.is_some() {
-                        return; // ambiguous: leave it to the check-digit verdict
+        let mut pick = vec![0usize; at.len()];
+        let (mut best, mut second): (Option<(f32, Vec<u8>)>, f32) = (None, 0.0);
+        loop {
+            let chars: Vec<u8> = (0..at.len()).map(|i| options[i][pick[i]].0).collect();
+            if accept(&chars) {
+                let w: f32 = (0..at.len()).map(|i| options[i][pick[i]].1).product();
+                match &best {
+                    Some((bw, _)) if w <= *bw => second = second.max(w),
+                    _ => {
+                        second = second.max(best.as_ref().map_or(0.0, |b| b.0));
+                        best = Some((w, chars));
                     }
-                    found = Some((i, alt));
                 }
             }
-        }
-        if let Some((i, alt)) = found {
-            let (span, j) = data[i];
-            self.set(span, j, alt, field, &by);
-            self.set(digit, 0, k, field, &by);
-        }
-    }
-
-    /// A country code: digits become letters when that turns an unknown code into a known one.
-    fn country(&mut self, span: Span, field: &str) {
-        let read = String::from_utf8_lossy(span.bytes(self.rows)).into_owned();
-        let fixed: Vec<u8> = read.bytes().map(|c| to_letter(c).unwrap_or(c)).collect();
-        if country::is_known(&read) || !country::is_known(&String::from_utf8_lossy(&fixed)) {
-            return;
-        }
-        for (i, c) in fixed.iter().enumerate() {
-            self.set(span, i, *c, field, "country code list");
-        }
-    }
-
-    /// Names and codes hold letters and fillers only.
-    fn letters(&mut self, span: Span, field: &str) {
-        let read = span.bytes(self.rows).to_vec();
-        for (i, c) in read.iter().enumerate() {
-            if let Some(l) = to_letter(*c) {
-                self.set(span, i, l, field, "field type (letters only)");
+            // Next combination, odometer-style over the open positions.
+            let mut k = 0;
+            loop {
+                let Some(&i) = open.get(k) else {
+                    let (w, chars) = best?;
+                    return (w >= CLEAR_MARGIN * second).then_some(chars);
+                };
+                pick[i] += 1;
+                if pick[i] < options[i].len() {
+                    break;
+                }
+                pick[i] = 0;
+                k += 1;
             }
         }
     }
-}
 
-fn chars(span: Span) -> Vec<(Span, usize)> {
-    (0..span.len).map(|i| (span, i)).collect()
-}
-
-/// Repairs `rows` in place and returns what changed.
-pub fn repair(rows: &mut [Vec<u8>], layout: &Layout) -> Vec<Correction> {
-    let mut f = Fixer {
-        rows,
-        out: Vec::new(),
-    };
-    f.numeric(layout.birth, layout.birth_check, "birth_date");
-    f.numeric(layout.expiry, layout.expiry_check, "expiry_date");
-    let (number, number_check) = layout.document_number(f.rows);
-    let mut spans = chars(layout.number);
-    if number.len() > layout.number.len {
-        let extra = number.len() - layout.number.len;
-        spans.extend((0..extra).map(|i| (layout.optional[0], i)));
-    }
-    f.alphanumeric(spans, number_check, "document_number");
-    if let Some((data, digit)) = layout.optional_check {
-        f.alphanumeric(chars(data), digit, "optional_data");
-    }
-    f.country(layout.state, "issuing_state");
-    f.country(layout.nationality, "nationality");
-    f.letters(layout.names, "names");
-    f.letters(layout.code, "document_code");
-    if let Some((parts, digit)) = &layout.composite {
-        let data: Vec<u8> = parts
+    /// A field and its check digit: kept when the reading holds, repaired when one clearly most likely reading
+    /// of its doubtful characters holds, left as read (and doubtful where it is) otherwise.
+    fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, field: &str, date: bool) {
+        let mut at: Vec<Pos> = data.to_vec();
+        at.push(digit);
+        let options: Vec<Vec<(u8, f32)>> = at
             .iter()
-            .flat_map(|p| p.bytes(f.rows).to_vec())
+            .enumerate()
+            .map(|(i, p)| {
+                let c = if i == data.len() {
+                    Class::CheckDigit
+                } else {
+                    class
+                };
+                self.options(*p, c)
+            })
             .collect();
-        let k = f.digits_of(*digit)[0];
-        if k != digit.bytes(f.rows)[0] && check::holds(&data, k) {
-            f.set(*digit, 0, k, "composite", "composite check digit");
+        let n = data.len();
+        let holds = |chars: &[u8]| {
+            check::holds(&chars[..n], chars[n]) && (!date || valid_date(&chars[..n]))
+        };
+        let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
+        let read_ok = read
+            .iter()
+            .zip(&options)
+            .all(|(c, o)| o.iter().any(|x| x.0 == *c))
+            && holds(&read);
+        if read_ok {
+            self.confirm(&at);
+            return;
+        }
+        let Some(chars) = self.search(&at, &options, holds) else {
+            return;
+        };
+        let by = format!("{field} check digit");
+        for (p, c) in at.iter().zip(chars) {
+            self.set(*p, c, field, &by);
+        }
+        self.confirm(&at);
+    }
+
+    /// A field without a check digit: impossible characters take their most likely allowed option (confirmed by
+    /// the field's type); doubtful ones stay doubtful.
+    fn typed(&mut self, span: Span, class: Class, field: &str) {
+        for at in positions(span) {
+            let options = self.options(at, class);
+            let read = self.rows[at.0][at.1];
+            if !class.allows(read)
+                && let Some((c, _)) = options
+                    .iter()
+                    .filter(|o| class.allows(o.0))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                self.set(at, *c, field, "field type");
+            }
         }
     }
-    f.out
+
+    /// A country code: kept when known; otherwise the clearly most likely known code its doubtful characters
+    /// allow.
+    fn country(&mut self, span: Span, field: &str) {
+        let at: Vec<Pos> = positions(span).collect();
+        let options: Vec<Vec<(u8, f32)>> = at
+            .iter()
+            .map(|p| self.options(*p, Class::Letters))
+            .collect();
+        let known = |chars: &[u8]| country::is_known(&String::from_utf8_lossy(chars));
+        let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
+        if known(&read) {
+            // Confirmed by the list unless another code the doubtful characters allow is known too.
+            let mut others = options.clone();
+            for (o, c) in others.iter_mut().zip(&read) {
+                o.retain(|x| x.0 != *c);
+            }
+            let alternative_known = (0..at.len()).any(|i| {
+                others[i].iter().any(|(c, _)| {
+                    let mut v = read.clone();
+                    v[i] = *c;
+                    known(&v)
+                })
+            });
+            if !alternative_known {
+                self.confirm(&at);
+            }
+            return;
+        }
+        if let Some(chars) = self.search(&at, &options, known) {
+            for (p, c) in at.iter().zip(chars) {
+                self.set(*p, c, field, "country code list");
+            }
+            self.confirm(&at);
+        }
+    }
+}
+
+/// Whether six digits are a calendar date (YYMMDD; any century).
+fn valid_date(d: &[u8]) -> bool {
+    if d.len() != 6 || !d.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let n = |i: usize| u32::from(d[i] - b'0') * 10 + u32::from(d[i + 1] - b'0');
+    // 2000 is a leap year, so 29 February is accepted here; the century is decided later.
+    chrono::NaiveDate::from_ymd_opt(2000 + n(0) as i32, n(2), n(4)).is_some()
+}
+
+/// Settles `rows` in place (see the module docs): returns what changed and what stays doubtful.
+pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> Settled {
+    let mut s = Settler::new(rows, glyphs);
+    let date = |d: Span, k: Span| (positions(d).collect::<Vec<_>>(), (k.line, k.start));
+    let (b, bk) = date(layout.birth, layout.birth_check);
+    s.checked(&b, bk, Class::Digits, "birth_date", true);
+    let (e, ek) = date(layout.expiry, layout.expiry_check);
+    s.checked(&e, ek, Class::Digits, "expiry_date", true);
+    let (number, number_check) = layout.document_number(s.rows);
+    let mut at: Vec<Pos> = positions(layout.number).collect();
+    if number.len() > layout.number.len {
+        let extra = number.len() - layout.number.len;
+        at.extend(positions(layout.optional[0]).take(extra));
+    }
+    s.checked(
+        &at,
+        (number_check.line, number_check.start),
+        Class::Any,
+        "document_number",
+        false,
+    );
+    if let Some((data, digit)) = layout.optional_check {
+        let at: Vec<Pos> = positions(data).collect();
+        s.checked(
+            &at,
+            (digit.line, digit.start),
+            Class::Any,
+            "optional_data",
+            false,
+        );
+    }
+    s.country(layout.state, "issuing_state");
+    s.country(layout.nationality, "nationality");
+    s.typed(layout.names, Class::Letters, "names");
+    s.typed(layout.code, Class::Letters, "document_code");
+    s.typed(layout.sex, Class::Sex, "sex");
+    for (i, span) in layout.optional.iter().enumerate() {
+        let checked_alone = layout.optional_check.is_some() && i == 0;
+        let number_tail =
+            layout.format == MrzFormat::Td1 && i == 0 && number.len() > layout.number.len;
+        if !checked_alone && !number_tail {
+            s.typed(*span, Class::Any, "optional_data");
+        } else if number_tail {
+            // The rest of the first optional field after a long number's check digit.
+            let skip = number.len() - layout.number.len + 1;
+            let rest = Span {
+                line: span.line,
+                start: span.start + skip,
+                len: span.len.saturating_sub(skip),
+            };
+            s.typed(rest, Class::Any, "optional_data");
+        }
+    }
+    if let Some((parts, digit)) = &layout.composite {
+        let at: Vec<Pos> = parts.iter().flat_map(|p| positions(*p)).collect();
+        let k = (digit.line, digit.start);
+        let options = s.options(k, Class::CheckDigit);
+        let data: Vec<u8> = at.iter().map(|(l, c)| s.rows[*l][*c]).collect();
+        let read = s.rows[k.0][k.1];
+        if check::holds(&data, read) {
+            s.confirm(&at);
+            s.confirm(&[k]);
+        } else if let Some((c, _)) = options
+            .iter()
+            .filter(|(c, _)| check::holds(&data, *c))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+        {
+            s.set(k, *c, "composite", "composite check digit");
+            s.confirm(&at);
+            s.confirm(&[k]);
+        }
+    }
+    Settled {
+        corrections: s.out,
+        doubt: s.doubt,
+    }
 }

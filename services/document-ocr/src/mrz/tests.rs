@@ -10,6 +10,19 @@ fn date(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y, m, d)
 }
 
+/// Glyphs of `lines`, certain but for `doubts`: (line, column, confidence, alternative, its confidence).
+fn glyphs(lines: &[&str], doubts: &[(usize, usize, f32, u8, f32)]) -> Vec<Vec<Glyph>> {
+    let mut out: Vec<Vec<Glyph>> = lines
+        .iter()
+        .map(|l| l.bytes().map(Glyph::certain).collect())
+        .collect();
+    for &(l, c, conf, alt, p) in doubts {
+        out[l][c].conf = conf;
+        out[l][c].alternatives = vec![(alt, p)];
+    }
+    out
+}
+
 fn ok(lines: &[&str]) -> Mrz {
     match parse(lines, today()) {
         Ok(m) => m,
@@ -152,12 +165,26 @@ fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
             .iter()
             .all(|c| c.confirmed_by.ends_with("check digit"))
     );
-    // 5 read as S in a document number: exactly one look-alike swap makes its check hold.
+    // S printed where 5 belongs in a document number, read without doubt: never changed, so a forged number
+    // reads as printed and its check digit fails.
     let m = ok(&["I<UTOD2314S8907<<<<<<<<<<<<<<<", TD1[1], TD1[2]]);
+    assert!(m.corrections.is_empty());
+    assert_eq!(m.document_number, "D2314S890");
+    assert_eq!(m.doubtful_checks, []);
+    assert!(!m.checks_hold());
+    // The same S read with doubt, Tesseract weighing 5 there: the one swap that makes the check hold is taken.
+    let m = parse_read(
+        &glyphs(
+            &["I<UTOD2314S8907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
+            &[(0, 10, 0.55, b'5', 0.4)],
+        ),
+        today(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(m.document_number, "D23145890");
     assert_eq!(m.corrections.len(), 1);
     assert_eq!((m.corrections[0].line, m.corrections[0].column), (1, 11));
-    assert!(m.checks_hold());
+    assert!(m.checks_hold() && m.uncertain.is_empty());
     // In L89B902C3 two swaps satisfy the digit (B→8, or 8→B at the second character): ambiguous,
     // so nothing is changed and the mismatch stands.
     let m = ok(&[TD3[0], "L89B902C36UTO7408122F1204159ZE184226B<<<<<10"]);
@@ -231,4 +258,37 @@ fn shapes_and_alphabet_are_checked() {
         " l898902c36uto7408122f1204159ze184226b<<<<<10 ",
     ];
     assert!(ok(&spaced).checks_hold());
+}
+
+#[test]
+fn a_forged_character_read_without_doubt_is_never_changed_even_where_a_look_alike_would_hold() {
+    // M49O16460 with its check digit, then the O forged to 0: only O↔0 would make it hold again, and the 0 is
+    // read confidently, so the forgery stands and the check fails on a confident reading.
+    let number = "M49O16460";
+    let digit = char::from(check::digit(number.as_bytes()).unwrap_or(b'0'));
+    let line2 = format!("M49016460{digit}UTO7408122F1204159ZE184226B<<<<<10");
+    let m = parse_read(&glyphs(&[TD3[0], &line2], &[]), today()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.document_number, "M49016460");
+    assert!(m.corrections.is_empty());
+    assert!(
+        m.checks
+            .iter()
+            .any(|c| c.field == Checked::DocumentNumber && !c.holds)
+    );
+    assert!(!m.doubtful_checks.contains(&Checked::DocumentNumber));
+}
+
+#[test]
+fn a_doubtful_name_character_leaves_the_name_uncertain() {
+    // IOANA with its O read at 0.6 and D weighed at 0.35: no check digit can settle it.
+    let lines = [
+        "I<UTOD231458907<<<<<<<<<<<<<<<",
+        TD1[1],
+        "POPESCU<<IOANA<<<<<<<<<<<<<<<<",
+    ];
+    let m = parse_read(&glyphs(&lines, &[(2, 10, 0.6, b'D', 0.35)]), today())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.given_names, "IOANA");
+    assert_eq!(m.uncertain, ["given_names"]);
+    assert!(m.checks_hold() && !m.settled());
 }

@@ -31,7 +31,7 @@ impl Run {
 }
 
 /// Otsu's threshold of a grey image.
-fn otsu(img: &GrayImage) -> u8 {
+pub fn otsu(img: &GrayImage) -> u8 {
     let mut hist = [0f64; 256];
     for p in img.as_raw() {
         hist[usize::from(*p)] += 1.0;

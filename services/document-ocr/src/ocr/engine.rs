@@ -14,6 +14,8 @@ use crossbeam_channel::Sender;
 use image::GrayImage;
 use tesseract::{PageSegMode, Tesseract};
 
+use super::hocr::{self, Line};
+
 /// The MRZ alphabet, the only characters Tesseract may answer.
 const WHITELIST: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<";
 
@@ -87,6 +89,12 @@ impl OcrEngine {
             .map_err(|e| init(e.to_string()))?
             // MRZs are dark on light: Tesseract's second, inverted pass over weak words only costs time.
             .set_variable("tessedit_do_invert", "0")
+            .map_err(|e| init(e.to_string()))?
+            // Per-character confidences and the LSTM's alternatives in the hOCR output: the reader repairs only
+            // characters that Tesseract itself found ambiguous.
+            .set_variable("lstm_choice_mode", "2")
+            .map_err(|e| init(e.to_string()))?
+            .set_variable("hocr_char_boxes", "1")
             .map_err(|e| init(e.to_string()))?;
         t.set_page_seg_mode(PageSegMode::PsmSingleBlock);
         Ok(t)
@@ -97,8 +105,8 @@ impl OcrEngine {
         &self.language
     }
 
-    /// Recognises a grey image; returns its text lines, each with Tesseract's mean word confidence (0–1).
-    pub fn read(&mut self, img: &GrayImage) -> Result<Vec<(String, f64)>, OcrError> {
+    /// Recognises a grey image; returns its text lines with their characters' confidences and alternatives.
+    pub fn read(&mut self, img: &GrayImage) -> Result<Vec<Line>, OcrError> {
         let tess = match self.tess.take() {
             Some(t) => t,
             None => self.fresh()?,
@@ -112,43 +120,10 @@ impl OcrEngine {
             .set_source_resolution(300)
             .recognize()
             .map_err(|e| rec(e.to_string()))?;
-        let tsv = tess.get_tsv_text(0).map_err(|e| rec(e.to_string()))?;
+        let hocr = tess.get_hocr_text(0).map_err(|e| rec(e.to_string()))?;
         self.tess = Some(tess);
-        Ok(tsv_lines(&tsv))
+        Ok(hocr::lines(&hocr))
     }
-}
-
-/// A TSV line being assembled: (block, paragraph, line), text, confidence sum, words.
-type LineAcc = ((u32, u32, u32), String, f64, u32);
-
-/// Groups Tesseract's TSV words (level 5) into lines: their text joined, their confidences averaged.
-fn tsv_lines(tsv: &str) -> Vec<(String, f64)> {
-    let mut lines: Vec<LineAcc> = Vec::new();
-    for row in tsv.lines() {
-        let cols: Vec<&str> = row.split('\t').collect();
-        if cols.len() < 12 || cols[0] != "5" {
-            continue;
-        }
-        let key = (
-            cols[2].parse().unwrap_or(0),
-            cols[3].parse().unwrap_or(0),
-            cols[4].parse().unwrap_or(0),
-        );
-        let conf: f64 = cols[10].parse().unwrap_or(0.0);
-        let word = cols[11].trim();
-        match lines.last_mut() {
-            Some(last) if last.0 == key => {
-                last.1.push_str(word);
-                last.2 += conf.max(0.0);
-                last.3 += 1;
-            }
-            _ => lines.push((key, word.to_owned(), conf.max(0.0), 1)),
-        }
-    }
-    lines
-        .into_iter()
-        .map(|(_, text, sum, n)| (text, (sum / f64::from(n.max(1)) / 100.0).clamp(0.0, 1.0)))
-        .collect()
 }
 
 impl OcrEngine {
@@ -242,11 +217,13 @@ impl Pool {
         }))
     }
 
-    /// Runs `f` on a free worker's engines, or refuses at once when the queue is full.
+    /// Runs `f` on a free worker's engines, or refuses at once when the queue is full. `f` is given a check
+    /// that turns true once the caller stopped waiting (a client gone, a request timed out), so long work can
+    /// stop early; a job whose caller left before it started is not run at all.
     pub async fn run<T, F>(&self, f: F) -> Result<T, OcrError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Engines) -> T + Send + 'static,
+        F: FnOnce(&mut Engines, &dyn Fn() -> bool) -> T + Send + 'static,
     {
         self.queued
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
@@ -259,7 +236,8 @@ impl Pool {
         let (done, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |engines| {
             if !done.is_closed() {
-                let _ = done.send(f(engines));
+                let out = f(engines, &|| done.is_closed());
+                let _ = done.send(out);
             }
         });
         if self.tx.send(job).is_err() {

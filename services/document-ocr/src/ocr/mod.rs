@@ -5,5 +5,8 @@
 pub mod band;
 pub mod engine;
 pub mod find;
+pub mod geometry;
+pub mod hocr;
+pub mod page;
 pub mod prepare;
 pub mod reader;

@@ -30,7 +30,7 @@ pub fn normalise(rgb: &RgbImage) -> GrayImage {
 
 /// Stretches contrast so the 1st percentile becomes black and the 99th white: faint or grey-on-grey scans
 /// reach the contrast the MRZ model was trained on.
-fn stretch(grey: &mut GrayImage) {
+pub fn stretch(grey: &mut GrayImage) {
     let mut hist = [0u64; 256];
     for p in grey.as_raw() {
         hist[usize::from(*p)] += 1;
@@ -77,7 +77,7 @@ pub fn lower_part(grey: &GrayImage, from_percent: u32) -> GrayImage {
 }
 
 /// Averages `k`×`k` blocks: a cheap, alias-free shrink by an integer factor.
-fn shrink(img: &GrayImage, k: u32) -> GrayImage {
+pub fn shrink(img: &GrayImage, k: u32) -> GrayImage {
     if k <= 1 {
         return img.clone();
     }

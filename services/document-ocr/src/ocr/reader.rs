@@ -1,7 +1,18 @@
-//! From pixels to a parsed MRZ: try the MRZ lines located on the bottom part of the page, then that whole part,
-//! then the whole page, in the four rotations, with the MRZ language first and `eng` as the fallback; keep the
-//! reading whose check digits hold best. The first try settles almost every document; the others are there for
-//! pages the locator misreads.
+//! From pixels to a parsed MRZ, within a time budget:
+//!
+//! 1. the page is found against the desk it lies on and its perspective undone (`page`, `geometry`);
+//! 2. the MRZ band is looked for on the bottom of each side of the rectified page, upright first: a side with
+//!    no band costs no OCR, so a page's orientation comes from the band's geometry, not from reading four
+//!    rotations;
+//! 3. each band is read, and while the reading leaves a check failing or a character doubtful, read again from
+//!    other preparations of the same pixels; the readings are merged glyph by glyph and settled by ICAO's rules
+//!    (`mrz::parse_read`);
+//! 4. larger regions are read only when no band was found and the page looks like text at all, so a photo of a
+//!    landscape or of noise answers `mrz_not_found` in milliseconds.
+//!
+//! The budget bounds all of it together and stops at once when the caller is gone.
+
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use image::{GrayImage, RgbImage};
@@ -10,9 +21,12 @@ use super::{
     band,
     engine::{Engines, OcrEngine, OcrError},
     find,
-    prepare::{grey_rows, lower_part, normalise, rotated, skew_angle, straighten},
+    geometry::rectify,
+    hocr::Line,
+    page::{self, Located},
+    prepare::{lower_part, normalise, rotated, skew_angle, straighten, stretch},
 };
-use crate::mrz::{self, Mrz};
+use crate::mrz::{self, Glyph, Mrz};
 
 /// How the MRZ was read.
 #[derive(Debug, Clone)]
@@ -25,22 +39,25 @@ pub struct Reading {
     pub language: String,
     /// Clockwise quarter turns applied to the page first.
     pub quarter_turns: u8,
+    /// Whether the page was found on a background and its perspective undone.
+    pub rectified: bool,
+    /// OCR passes merged into this reading.
+    pub passes: usize,
 }
 
-fn score(m: &Mrz) -> (usize, i64) {
-    (
-        m.checks.iter().filter(|c| c.holds).count(),
-        -(m.corrections.len() as i64),
-    )
-}
-
-/// What a read (or one OCR pass of it) found.
+/// What a read found.
 #[derive(Debug)]
 pub enum Scan {
     /// No lines shaped like an MRZ.
     NotFound,
     /// Lines shaped like an MRZ that do not parse as any format: the MRZ is there but reads too badly.
     Unreadable,
+    /// The time budget ran out (or the caller left) before any reading; `seen` tells whether MRZ-shaped lines
+    /// had been seen.
+    OutOfTime {
+        /// MRZ-shaped lines were seen.
+        seen: bool,
+    },
     /// A parsed MRZ.
     Read(Box<Reading>),
 }
@@ -55,140 +72,395 @@ impl Scan {
     }
 }
 
-fn attempt(
-    engine: &mut OcrEngine,
-    img: &image::GrayImage,
-    turns: u8,
-    today: NaiveDate,
-) -> Result<Scan, OcrError> {
-    let read = engine.read(img)?;
-    let text: String = read.iter().map(|(l, _)| format!("{l}\n")).collect();
-    let Some((start, lines)) = find::mrz_lines(&text) else {
-        return Ok(if find::has_mrz_like_line(&text) {
-            Scan::Unreadable
-        } else {
-            Scan::NotFound
-        });
-    };
-    // Confidence of the MRZ lines only, not of the other text on the crop; the weakest line, because the name
-    // line has no check digit to catch what OCR got wrong in it.
-    let confidence = read[start..start + lines.len()]
-        .iter()
-        .map(|(_, c)| *c)
-        .fold(1.0, f64::min);
-    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    Ok(match mrz::parse(&refs, today) {
-        Ok(mrz) => Scan::Read(Box::new(Reading {
-            mrz,
-            confidence,
-            language: engine.language().to_owned(),
-            quarter_turns: turns,
-        })),
-        Err(_) => Scan::Unreadable,
-    })
+/// How long one document may keep a worker, and whether its caller is still waiting.
+pub struct Budget<'a> {
+    deadline: Instant,
+    cancelled: &'a (dyn Fn() -> bool + 'a),
 }
+
+impl std::fmt::Debug for Budget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("deadline", &self.deadline)
+            .finish()
+    }
+}
+
+fn never() -> bool {
+    false
+}
+
+impl<'a> Budget<'a> {
+    /// `limit` from now; `cancelled` says when the caller is gone.
+    pub fn new(limit: Duration, cancelled: &'a (dyn Fn() -> bool + 'a)) -> Self {
+        Self {
+            deadline: Instant::now() + limit,
+            cancelled,
+        }
+    }
+
+    /// Whether no more work should start.
+    pub fn spent(&self) -> bool {
+        Instant::now() >= self.deadline || (self.cancelled)()
+    }
+}
+
+/// The default budget of a document's worker time (the service's `max_document_ms`).
+pub const DEFAULT_BUDGET: Duration = Duration::from_millis(1500);
 
 /// Where ICAO puts the MRZ: the lower part of the page, from this far down (%).
 const BOTTOM_FROM: u32 = 55;
 
-/// Width the larger regions (the whole bottom, the whole page) are read at: about 27 px per character of a TD3
-/// line, what the MRZ model reads best when it must also pass over other print.
+/// Width the larger regions are read at: about 27 px per character of a TD3 line.
 const REGION_WIDTH: u32 = 1200;
 
-/// The page as the reader needs it, each view made only when a try asks for it: an upright page is settled
-/// from its bottom rows alone, without converting, stretching or turning the rest.
-struct Views<'a> {
-    rgb: &'a RgbImage,
-    grey: Option<GrayImage>,
+/// Widths a band is prepared at, in turn, when its first reading does not settle it.
+const BAND_WIDTHS: [u32; 3] = [band::OCR_WIDTH, 1000, 650];
+
+/// The longest side a located page is rectified to.
+const PAGE_SIDE: u32 = 1600;
+
+/// A glyph padded where a line was read short: no evidence for it, so doubtful.
+fn padding() -> Glyph {
+    Glyph {
+        ch: b'<',
+        conf: 0.5,
+        alternatives: Vec::new(),
+    }
 }
 
-impl Views<'_> {
-    /// The whole page, grey, turned.
-    fn page(&mut self, turns: u8) -> GrayImage {
-        let rgb = self.rgb;
-        rotated(self.grey.get_or_insert_with(|| normalise(rgb)), turns)
-    }
+/// One OCR pass's MRZ lines, glyph by glyph, fitted to their format's width.
+type Pass = Vec<Vec<Glyph>>;
 
-    /// The bottom part of the page turned this way, grey.
-    fn bottom(&mut self, turns: u8) -> GrayImage {
-        if turns == 0 && self.grey.is_none() {
-            grey_rows(self.rgb, self.rgb.height() * BOTTOM_FROM / 100)
+/// What one OCR pass saw.
+enum Seen {
+    Nothing,
+    MrzLike,
+    Lines(Pass, f64),
+}
+
+fn ocr(engine: &mut OcrEngine, img: &GrayImage) -> Result<Seen, OcrError> {
+    let read: Vec<Line> = engine.read(img)?;
+    let text: String = read.iter().map(|l| format!("{}\n", l.text)).collect();
+    let Some((start, lines)) = find::mrz_lines(&text) else {
+        return Ok(if find::has_mrz_like_line(&text) {
+            Seen::MrzLike
         } else {
-            lower_part(&self.page(turns), BOTTOM_FROM)
-        }
+            Seen::Nothing
+        });
+    };
+    let mut pass = Vec::new();
+    // The weakest line, because the name line has no check digit to catch what OCR got wrong in it.
+    let mut confidence = 1.0f64;
+    for (fitted, line) in lines.iter().zip(&read[start..]) {
+        confidence = confidence.min(line.confidence);
+        let mut glyphs: Vec<Glyph> = line.glyphs.iter().take(fitted.len()).cloned().collect();
+        glyphs.resize_with(fitted.len(), padding);
+        pass.push(glyphs);
     }
+    Ok(Seen::Lines(pass, confidence))
 }
 
-/// Reads the MRZ of a page: the best reading, or whether MRZ-shaped lines were seen at all.
-pub fn read(engines: &mut Engines, page: &RgbImage, today: NaiveDate) -> Result<Scan, OcrError> {
-    let mut views = Views {
-        rgb: page,
-        grey: None,
-    };
-    let mut best: Option<Reading> = None;
-    let keep = |best: &mut Option<Reading>, r: Reading| {
-        if best.as_ref().is_none_or(|b| score(&r.mrz) > score(&b.mrz)) {
-            *best = Some(r);
+/// Several passes over the same MRZ combined: at each position the confidences each pass gave each character,
+/// averaged.
+fn merge(passes: &[Pass]) -> Option<Pass> {
+    let first = passes.first()?;
+    let shape = |p: &Pass| p.iter().map(Vec::len).collect::<Vec<_>>();
+    let same: Vec<&Pass> = passes.iter().filter(|p| shape(p) == shape(first)).collect();
+    let n = same.len() as f32;
+    Some(
+        first
+            .iter()
+            .enumerate()
+            .map(|(l, line)| {
+                (0..line.len())
+                    .map(|c| {
+                        let mut votes: Vec<(u8, f32)> = Vec::new();
+                        for p in &same {
+                            let g = &p[l][c];
+                            for (ch, conf) in std::iter::once((g.ch, g.conf))
+                                .chain(g.alternatives.iter().copied())
+                            {
+                                match votes.iter_mut().find(|v| v.0 == ch) {
+                                    Some(v) => v.1 += conf / n,
+                                    None => votes.push((ch, conf / n)),
+                                }
+                            }
+                        }
+                        votes.sort_by(|a, b| b.1.total_cmp(&a.1));
+                        let (ch, conf) = votes[0];
+                        Glyph {
+                            ch,
+                            conf: conf.min(1.0),
+                            alternatives: votes[1..].to_vec(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect(),
+    )
+}
+
+/// Better readings hold more check digits, then leave fewer fields doubtful, then need fewer repairs.
+fn score(m: &Mrz) -> (usize, i64, i64) {
+    (
+        m.checks.iter().filter(|c| c.holds).count(),
+        -(m.uncertain.len() as i64),
+        -(m.corrections.len() as i64),
+    )
+}
+
+/// The state of one document's read.
+struct Search<'a, 'b> {
+    engines: &'a mut Engines,
+    budget: &'a Budget<'b>,
+    today: NaiveDate,
+    best: Option<Reading>,
+    seen: bool,
+    rectified: bool,
+}
+
+impl Search<'_, '_> {
+    fn keep(&mut self, r: Reading) {
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|b| score(&r.mrz) > score(&b.mrz))
+        {
+            self.best = Some(r);
         }
-    };
-    let mut upright = false;
-    for turns in [0u8, 2, 1, 3] {
-        let bottom = views.bottom(turns);
-        let angle = skew_angle(&bottom);
-        // The band is looked for on the bottom straightened at OCR width, so it needs no further scaling; the
-        // larger regions are only prepared when the band did not settle it.
-        let band = band::mrz_band(&straighten(&bottom, angle, band::OCR_WIDTH));
-        let mut region: Option<GrayImage> = None;
-        for i in 0..3 {
-            let found = match i {
-                0 => match &band {
-                    Some(band) => attempt(&mut engines.primary, band, turns, today)?,
-                    None => continue,
-                },
-                1 => {
-                    let region =
-                        region.get_or_insert_with(|| straighten(&bottom, angle, REGION_WIDTH));
-                    attempt(&mut engines.primary, region, turns, today)?
-                }
-                _ => {
-                    let whole = views.page(turns);
-                    let whole = straighten(&whole, skew_angle(&whole), REGION_WIDTH);
-                    attempt(&mut engines.primary, &whole, turns, today)?
-                }
-            };
-            match found {
-                Scan::Read(r) => {
-                    let done = r.mrz.checks_hold();
-                    keep(&mut best, *r);
-                    if done {
-                        return Ok(settle(best, true));
+    }
+
+    fn settled(&self) -> bool {
+        self.best.as_ref().is_some_and(|b| b.mrz.settled())
+    }
+
+    /// Reads `img` with the primary engine, merging with earlier passes of the same band; true once settled.
+    fn pass(
+        &mut self,
+        img: &GrayImage,
+        turns: u8,
+        passes: &mut Vec<Pass>,
+        conf: &mut f64,
+    ) -> Result<bool, OcrError> {
+        match ocr(&mut self.engines.primary, img)? {
+            Seen::Nothing => {}
+            Seen::MrzLike => self.seen = true,
+            Seen::Lines(pass, c) => {
+                self.seen = true;
+                passes.push(pass);
+                *conf = conf.max(c);
+                // The latest pass alone, and all passes of its shape merged.
+                let alone = passes.last().cloned();
+                for glyphs in [alone, merge(passes)].into_iter().flatten() {
+                    if let Ok(m) = mrz::parse_read(&glyphs, self.today) {
+                        self.keep(Reading {
+                            mrz: m,
+                            confidence: *conf,
+                            language: self.engines.primary.language().to_owned(),
+                            quarter_turns: turns,
+                            rectified: self.rectified,
+                            passes: passes.len(),
+                        });
                     }
                 }
-                Scan::Unreadable => upright = true,
-                Scan::NotFound => {}
             }
         }
-        if let Some(fallback) = engines.fallback.as_mut()
-            && (best.is_some() || upright)
+        Ok(self.settled())
+    }
+
+    /// Reads the band of one side at each preparation in turn until settled.
+    fn side(&mut self, bottom: &GrayImage, angle: f32, turns: u8) -> Result<bool, OcrError> {
+        let (mut passes, mut conf) = (Vec::new(), 0.0);
+        for (i, width) in BAND_WIDTHS.into_iter().enumerate() {
+            if self.budget.spent() {
+                return Ok(false);
+            }
+            let Some(band) = band::mrz_band(&straighten(bottom, angle, width)) else {
+                continue;
+            };
+            if self.pass(&band, turns, &mut passes, &mut conf)? {
+                return Ok(true);
+            }
+            // A first pass that saw nothing like an MRZ: this band is something else.
+            if i == 0 && !self.seen {
+                return Ok(false);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads a whole region (the bottom, or the page): for pages whose band the locator missed.
+    fn region(&mut self, img: &GrayImage, turns: u8) -> Result<(), OcrError> {
+        if self.budget.spent() {
+            return Ok(());
+        }
+        let (mut passes, mut conf) = (Vec::new(), 0.0);
+        let region = straighten(img, skew_angle(img), REGION_WIDTH);
+        self.pass(&region, turns, &mut passes, &mut conf)?;
+        if !self.settled()
+            && (self.best.is_some() || self.seen)
+            && !self.budget.spent()
+            && let Some(fallback) = self.engines.fallback.as_mut()
+            && let Seen::Lines(pass, c) = ocr(fallback, &region)?
+            && let Ok(m) = mrz::parse_read(&pass, self.today)
         {
-            // The MRZ is on this side but reads badly: let the general model have a go.
-            let region = region.get_or_insert_with(|| straighten(&bottom, angle, REGION_WIDTH));
-            if let Scan::Read(r) = attempt(fallback, region, turns, today)? {
-                keep(&mut best, *r);
+            // The MRZ is on this side but reads badly: the general model has a go.
+            let language = fallback.language().to_owned();
+            self.keep(Reading {
+                mrz: m,
+                confidence: c,
+                language,
+                quarter_turns: turns,
+                rectified: self.rectified,
+                passes: 1,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Whether a grey region could hold printed text at all: some ink, but not the half-and-half of noise or the
+/// large dark areas of a photo.
+fn looks_like_text(img: &GrayImage) -> bool {
+    let t = band::otsu(img);
+    let px = img.as_raw();
+    let ink = px.iter().filter(|p| **p <= t).count() as f64 / px.len().max(1) as f64;
+    // Between ink and paper there must be a real gap, not a threshold through the middle of a smooth spread.
+    let (dark, light) = px.iter().fold((0u64, 0u64), |(d, l), p| {
+        if *p < 80 {
+            (d + 1, l)
+        } else if *p > 170 {
+            (d, l + 1)
+        } else {
+            (d, l)
+        }
+    });
+    let contrasted = (dark + light) as f64 / px.len().max(1) as f64;
+    (0.01..0.3).contains(&ink) && contrasted > 0.75
+}
+
+/// Reads the MRZ of a page with the default budget and no cancellation.
+pub fn read(engines: &mut Engines, page: &RgbImage, today: NaiveDate) -> Result<Scan, OcrError> {
+    read_within(engines, page, today, &Budget::new(DEFAULT_BUDGET, &never))
+}
+
+/// Reads the MRZ of a page within `budget`: the best reading, or what was seen instead.
+pub fn read_within(
+    engines: &mut Engines,
+    photo: &RgbImage,
+    today: NaiveDate,
+    budget: &Budget<'_>,
+) -> Result<Scan, OcrError> {
+    let grey = normalise(photo);
+    let (page, rectified) = match page::locate(&grey) {
+        Located::Quad(quad) => {
+            let (w, h) = page::rectified_size(&quad, PAGE_SIDE);
+            match rectify(&grey, quad, w, h) {
+                Some(mut p) => {
+                    stretch(&mut p);
+                    (p, true)
+                }
+                None => (grey, false),
             }
         }
-        // Once MRZ lines were seen this way up, the other rotations only cost time (up to nine more reads).
-        if best.is_some() || upright {
+        Located::Whole => (grey, false),
+    };
+    let mut search = Search {
+        engines,
+        budget,
+        today,
+        best: None,
+        seen: false,
+        rectified,
+    };
+    // Each side's bottom, straightened: upright first, then upside down, then the quarter turns. A side's
+    // geometry is only computed when the sides before it did not settle the page.
+    let mut banded = Vec::new();
+    for turns in [0u8, 2, 1, 3] {
+        if budget.spent() {
+            break;
+        }
+        let bottom = lower_part(&rotated(&page, turns), BOTTOM_FROM);
+        let angle = skew_angle(&bottom);
+        let has_band = band::mrz_band(&straighten(&bottom, angle, band::OCR_WIDTH)).is_some();
+        if has_band {
+            banded.push(turns);
+            if search.side(&bottom, angle, turns)? {
+                break;
+            }
+        }
+        // Once MRZ lines were seen this way up, the other sides only cost time.
+        if search.best.is_some() || search.seen {
             break;
         }
     }
-    Ok(settle(best, upright))
+    if !search.settled() && !budget.spent() {
+        // No band read: the whole bottom of a side that showed MRZ-like lines, or of the upright side if the page
+        // looks like text at all; then the whole page.
+        let turns = search
+            .best
+            .as_ref()
+            .map_or(banded.first().copied().unwrap_or(0), |b| b.quarter_turns);
+        let upright = rotated(&page, turns);
+        let bottom = lower_part(&upright, BOTTOM_FROM);
+        if search.best.is_some() || search.seen || looks_like_text(&bottom) {
+            search.region(&bottom, turns)?;
+            if !search.settled() && search.best.is_none() {
+                search.region(&upright, turns)?;
+            }
+        }
+    }
+    Ok(match search.best {
+        Some(r) => Scan::Read(Box::new(r)),
+        None if budget.spent() => Scan::OutOfTime { seen: search.seen },
+        None if search.seen => Scan::Unreadable,
+        None => Scan::NotFound,
+    })
 }
 
-fn settle(best: Option<Reading>, upright: bool) -> Scan {
-    match best {
-        Some(r) => Scan::Read(Box::new(r)),
-        None if upright => Scan::Unreadable,
-        None => Scan::NotFound,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn glyph(ch: u8, conf: f32, alternatives: Vec<(u8, f32)>) -> Glyph {
+        Glyph {
+            ch,
+            conf,
+            alternatives,
+        }
+    }
+
+    #[test]
+    fn passes_are_merged_by_averaging_each_characters_confidence() {
+        let a = vec![vec![
+            glyph(b'O', 0.6, vec![(b'0', 0.4)]),
+            glyph(b'A', 0.9, vec![]),
+        ]];
+        let b = vec![vec![
+            glyph(b'0', 0.9, vec![(b'O', 0.1)]),
+            glyph(b'A', 0.95, vec![]),
+        ]];
+        let m = merge(&[a, b]).unwrap_or_default();
+        assert_eq!(m[0][0].ch, b'0');
+        assert!((m[0][0].conf - 0.65).abs() < 1e-6);
+        assert_eq!(m[0][0].alternatives.len(), 1);
+        assert_eq!(m[0][0].alternatives[0].0, b'O');
+        assert!((m[0][0].alternatives[0].1 - 0.35).abs() < 1e-6);
+        assert_eq!(m[0][1].ch, b'A');
+    }
+
+    #[test]
+    fn noise_and_photos_do_not_look_like_text() {
+        let noise = GrayImage::from_fn(300, 200, |x, y| {
+            image::Luma([((x * 7919 + y * 104_729) % 251) as u8])
+        });
+        assert!(!looks_like_text(&noise));
+        let sky = GrayImage::from_fn(300, 200, |_, y| image::Luma([(100 + y / 2) as u8]));
+        assert!(!looks_like_text(&sky));
+        let text = GrayImage::from_fn(300, 200, |x, y| {
+            image::Luma([if y % 20 < 6 && x % 7 < 3 { 20 } else { 230 }])
+        });
+        assert!(looks_like_text(&text));
     }
 }
