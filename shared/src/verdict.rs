@@ -85,6 +85,8 @@ pub enum ReasonCode {
     ImageQuality,
     /// The document's OCR time budget ran out before a reading settled.
     TimeBudgetExhausted,
+    /// The visual zone prints a name differently from the MRZ; `detail` names the field.
+    VizMrzMismatch,
     // face-match
     /// The faces do not belong to the same person.
     FaceMismatch,
@@ -127,6 +129,7 @@ impl ReasonCode {
             Self::CorrectedCharacters => "corrected_characters",
             Self::ImageQuality => "image_quality",
             Self::TimeBudgetExhausted => "time_budget_exhausted",
+            Self::VizMrzMismatch => "viz_mrz_mismatch",
             Self::FaceMismatch => "face_mismatch",
             Self::NoFaceReference => "no_face_reference",
             Self::NoFaceProbe => "no_face_probe",

@@ -437,6 +437,12 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         })
         .cloned()
         .collect();
+    for f in &r.viz_mismatch {
+        reasons.push(reason(
+            ReasonCode::VizMrzMismatch,
+            format!("the visual zone prints {f} differently from the machine-readable zone"),
+        ));
+    }
     if !m.uncertain.is_empty() {
         reasons.push(reason(
             ReasonCode::ImageQuality,
@@ -460,10 +466,16 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     let hard = failed.iter().any(|c| !doubtful(c))
         || expired
         || m.invalid_dates.iter().any(|f| !uncertain(f));
+    // A date's letters turned into the digits they resemble, with the date's check digit holding, is how every
+    // MRZ reader reads soft print: reported, not held. Any other repair is held for review.
+    let held_repairs = m
+        .corrections
+        .iter()
+        .any(|c| !matches!(c.field.as_str(), "birth_date" | "expiry_date" | "composite"));
     let soft = !failed.is_empty()
         || !m.invalid_dates.is_empty()
         || !m.unknown_countries.is_empty()
-        || !m.corrections.is_empty()
+        || held_repairs
         || !m.uncertain.is_empty()
         || r.confidence < min_confidence;
     let verdict = if hard {

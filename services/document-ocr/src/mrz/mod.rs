@@ -115,7 +115,7 @@ impl Glyph {
 }
 
 /// A parsed MRZ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mrz {
     /// Which format.
     pub format: MrzFormat,
@@ -154,6 +154,9 @@ pub struct Mrz {
     pub uncertain: Vec<String>,
     /// Checks that fail on a doubtful reading: they may fail because of the image, not the document.
     pub doubtful_checks: Vec<Checked>,
+    /// The lowest confidence of a letter of the names (fillers aside), 0–1: how much the names, which no check
+    /// digit protects, rest on OCR alone.
+    pub name_confidence: f32,
 }
 
 impl Mrz {
@@ -203,6 +206,11 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
         }
     }
     let layout = Layout::of(format);
+    let name_confidence = (layout.names.start..layout.names.start + layout.names.len)
+        .filter_map(|c| glyphs.get(layout.names.line)?.get(c))
+        .filter(|g| g.ch != b'<')
+        .map(|g| g.conf)
+        .fold(1.0, f32::min);
     let settled = repair::settle(&mut rows, glyphs, &layout);
     let corrections = settled.corrections;
     let doubt = settled.doubt;
@@ -364,6 +372,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
             .collect(),
         uncertain,
         doubtful_checks,
+        name_confidence,
     })
 }
 

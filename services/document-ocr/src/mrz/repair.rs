@@ -25,7 +25,14 @@ pub const DOUBTFUL_BELOW: f32 = 0.80;
 pub const ALTERNATIVE_AT: f32 = 0.10;
 
 /// Alternatives weaker than this are not considered at all.
-const ALTERNATIVE_FLOOR: f32 = 0.01;
+const ALTERNATIVE_FLOOR: f32 = 0.05;
+
+/// Names have no check digit: their characters are doubtful below this confidence.
+pub const NAME_DOUBTFUL_BELOW: f32 = 0.90;
+
+/// Below this confidence a character's look-alike in its class is also an option, even if Tesseract did not
+/// weigh it.
+const LOOK_ALIKE_BELOW: f32 = 0.5;
 
 /// A check-digit field with more doubtful characters than this is not searched (its combinations would make a
 /// holding check digit likely by chance): it stays as read, and doubtful.
@@ -74,6 +81,9 @@ enum Class {
     Any,
     /// `M`, `F`, `<` or `X`.
     Sex,
+    /// The first character of a document code: ICAO 9303 allows only `A`, `C`, `I` (ID cards), `P`
+    /// (passports) and `V` (visas).
+    DocumentKind,
 }
 
 impl Class {
@@ -84,6 +94,7 @@ impl Class {
             Self::Letters => c.is_ascii_uppercase() || c == b'<',
             Self::Any => c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'<',
             Self::Sex => matches!(c, b'M' | b'F' | b'<' | b'X'),
+            Self::DocumentKind => matches!(c, b'A' | b'C' | b'I' | b'P' | b'V'),
         }
     }
 
@@ -143,12 +154,19 @@ impl<'a> Settler<'a> {
     /// The characters a position may be, with their likelihood; the one read first when its class allows it.
     /// Also marks the position doubtful or not.
     fn options(&mut self, at: Pos, class: Class) -> Vec<(u8, f32)> {
+        self.options_below(at, class, DOUBTFUL_BELOW)
+    }
+
+    fn options_below(&mut self, at: Pos, class: Class, doubtful_below: f32) -> Vec<(u8, f32)> {
         let g = self.glyph(at);
         let read = self.rows[at.0][at.1];
         let allowed = class.allows(read);
+        // Only an alternative the field allows casts doubt: a digit weighed in a name says nothing.
         let doubtful = !allowed
-            || g.conf < DOUBTFUL_BELOW
-            || g.alternatives.iter().any(|(_, p)| *p >= ALTERNATIVE_AT);
+            || g.conf < doubtful_below
+            || g.alternatives
+                .iter()
+                .any(|(c, p)| *p >= ALTERNATIVE_AT && *c != read && class.allows(*c));
         self.doubt[at.0][at.1] = doubtful;
         let mut opts = Vec::new();
         if allowed {
@@ -160,7 +178,7 @@ impl<'a> Settler<'a> {
                     opts.push((*c, *p));
                 }
             }
-            if (!allowed || g.conf < DOUBTFUL_BELOW)
+            if (!allowed || g.conf < LOOK_ALIKE_BELOW)
                 && let Some(c) = class.look_alike(read)
                 && opts.iter().all(|o| o.0 != c)
             {
@@ -260,18 +278,21 @@ impl<'a> Settler<'a> {
             check::holds(&chars[..n], chars[n]) && (!date || valid_date(&chars[..n]))
         };
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
-        let read_ok = read
-            .iter()
-            .zip(&options)
-            .all(|(c, o)| o.iter().any(|x| x.0 == *c))
-            && holds(&read);
-        if read_ok {
-            self.confirm(&at);
-            return;
-        }
+        // The check digit confirms a reading only when that reading is clearly the most likely of all the
+        // combinations of its doubtful characters that hold: two misreads can cancel out in the weighted sum.
         let Some(chars) = self.search(&at, &options, holds) else {
             return;
         };
+        if chars == read {
+            self.confirm(&at);
+            return;
+        }
+        // A document number's characters can be letters or digits, so every doubtful one doubles the ways a wrong
+        // reading can hold by chance: such a field is repaired only where one or two characters are in doubt.
+        let open = options.iter().filter(|o| o.len() > 1).count();
+        if class == Class::Any && open > 2 {
+            return;
+        }
         let by = format!("{field} check digit");
         for (p, c) in at.iter().zip(chars) {
             self.set(*p, c, field, &by);
@@ -281,10 +302,15 @@ impl<'a> Settler<'a> {
 
     /// A field without a check digit: impossible characters take their most likely allowed option (confirmed by
     /// the field's type); doubtful ones stay doubtful.
-    fn typed(&mut self, span: Span, class: Class, field: &str) {
+    fn typed(&mut self, span: Span, class: Class, field: &str, doubtful_below: f32) {
         for at in positions(span) {
-            let options = self.options(at, class);
+            let options = self.options_below(at, class, doubtful_below);
             let read = self.rows[at.0][at.1];
+            // An impossible character with exactly one allowed character weighed in its place: the field's type
+            // settles it.
+            if !class.allows(read) && options.iter().filter(|o| class.allows(o.0)).count() == 1 {
+                self.doubt[at.0][at.1] = false;
+            }
             if !class.allows(read)
                 && let Some((c, _)) = options
                     .iter()
@@ -376,15 +402,27 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
     }
     s.country(layout.state, "issuing_state");
     s.country(layout.nationality, "nationality");
-    s.typed(layout.names, Class::Letters, "names");
-    s.typed(layout.code, Class::Letters, "document_code");
-    s.typed(layout.sex, Class::Sex, "sex");
+    s.typed(layout.names, Class::Letters, "names", NAME_DOUBTFUL_BELOW);
+    let (kind, rest) = (
+        Span {
+            len: 1,
+            ..layout.code
+        },
+        Span {
+            start: layout.code.start + 1,
+            len: layout.code.len - 1,
+            ..layout.code
+        },
+    );
+    s.typed(kind, Class::DocumentKind, "document_code", DOUBTFUL_BELOW);
+    s.typed(rest, Class::Letters, "document_code", DOUBTFUL_BELOW);
+    s.typed(layout.sex, Class::Sex, "sex", DOUBTFUL_BELOW);
     for (i, span) in layout.optional.iter().enumerate() {
         let checked_alone = layout.optional_check.is_some() && i == 0;
         let number_tail =
             layout.format == MrzFormat::Td1 && i == 0 && number.len() > layout.number.len;
         if !checked_alone && !number_tail {
-            s.typed(*span, Class::Any, "optional_data");
+            s.typed(*span, Class::Any, "optional_data", DOUBTFUL_BELOW);
         } else if number_tail {
             // The rest of the first optional field after a long number's check digit.
             let skip = number.len() - layout.number.len + 1;
@@ -393,7 +431,7 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
                 start: span.start + skip,
                 len: span.len.saturating_sub(skip),
             };
-            s.typed(rest, Class::Any, "optional_data");
+            s.typed(rest, Class::Any, "optional_data", DOUBTFUL_BELOW);
         }
     }
     if let Some((parts, digit)) = &layout.composite {

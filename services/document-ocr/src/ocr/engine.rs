@@ -50,10 +50,20 @@ pub enum OcrError {
     WorkerFailed,
 }
 
-/// One Tesseract engine, set up for MRZ text.
+/// What an engine is set up to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// MRZ lines: the MRZ alphabet only, one block.
+    Mrz,
+    /// Printed text of any kind (the visual zone): no whitelist, read as one block.
+    Text,
+}
+
+/// One Tesseract engine, set up for MRZ text (or, from [`OcrEngine::text`], for the visual zone).
 pub struct OcrEngine {
     datapath: String,
     language: String,
+    mode: Mode,
     tess: Option<Tesseract>,
 }
 
@@ -66,11 +76,21 @@ impl std::fmt::Debug for OcrEngine {
 }
 
 impl OcrEngine {
-    /// Loads `language` from `datapath`.
+    /// Loads `language` from `datapath`, for MRZ lines.
     pub fn new(datapath: &str, language: &str) -> Result<Self, OcrError> {
+        Self::load(datapath, language, Mode::Mrz)
+    }
+
+    /// Loads `language` from `datapath`, for general printed text.
+    pub fn text(datapath: &str, language: &str) -> Result<Self, OcrError> {
+        Self::load(datapath, language, Mode::Text)
+    }
+
+    fn load(datapath: &str, language: &str, mode: Mode) -> Result<Self, OcrError> {
         let mut engine = Self {
             datapath: datapath.to_owned(),
             language: language.to_owned(),
+            mode,
             tess: None,
         };
         engine.tess = Some(engine.fresh()?);
@@ -83,8 +103,18 @@ impl OcrEngine {
             datapath: self.datapath.clone(),
             cause,
         };
-        let mut t = Tesseract::new(Some(&self.datapath), Some(&self.language))
-            .map_err(|e| init(e.to_string()))?
+        let t = Tesseract::new(Some(&self.datapath), Some(&self.language))
+            .map_err(|e| init(e.to_string()))?;
+        if self.mode == Mode::Text {
+            let mut t = t
+                .set_variable("hocr_char_boxes", "1")
+                .map_err(|e| init(e.to_string()))?;
+            // One uniform block: a document's visual zone is a column of labels and values, which the automatic
+            // layout splits into pieces and partly drops.
+            t.set_page_seg_mode(PageSegMode::PsmSingleBlock);
+            return Ok(t);
+        }
+        let mut t = t
             .set_variable("tessedit_char_whitelist", WHITELIST)
             .map_err(|e| init(e.to_string()))?
             // MRZs are dark on light: Tesseract's second, inverted pass over weak words only costs time.
@@ -133,13 +163,15 @@ impl OcrEngine {
     }
 }
 
-/// A worker's engines: the MRZ model, and `eng` as the fallback when it is configured.
+/// A worker's engines: the MRZ model, and `eng` as the fallback and for the visual zone when configured.
 #[derive(Debug)]
 pub struct Engines {
     /// Primary (MRZ language data).
     pub primary: OcrEngine,
-    /// Fallback.
+    /// Fallback for MRZ lines the primary cannot read.
     pub fallback: Option<OcrEngine>,
+    /// The general model for the visual zone's printed names.
+    pub viz: Option<OcrEngine>,
 }
 
 /// Where engines come from.
@@ -162,6 +194,11 @@ impl EngineSpec {
                 .fallback
                 .as_deref()
                 .map(|l| OcrEngine::new(&dp, l))
+                .transpose()?,
+            viz: self
+                .fallback
+                .as_deref()
+                .map(|l| OcrEngine::text(&dp, l))
                 .transpose()?,
         })
     }

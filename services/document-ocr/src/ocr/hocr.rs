@@ -14,6 +14,9 @@ pub struct Line {
     pub confidence: f64,
     /// Every character of `text`, in order.
     pub glyphs: Vec<Glyph>,
+    /// The line's words as read (any script: the VIZ is read with the general model), each with Tesseract's
+    /// confidence in it (0–1).
+    pub words: Vec<(String, f32)>,
 }
 
 /// The value of `key` (e.g. `x_conf`) in a `title='…'` attribute.
@@ -25,16 +28,22 @@ fn title_number(tag: &str, key: &str) -> Option<f32> {
         .find_map(|part| part.strip_prefix(key)?.trim().parse().ok())
 }
 
-/// The single character a span holds (`&lt;` and friends decoded).
-fn span_char(after_tag: &str) -> Option<u8> {
+/// The text a span holds, XML entities decoded.
+fn span_text(after_tag: &str) -> Option<String> {
     let text = after_tag.split("</span>").next()?;
-    match text {
-        "&lt;" => Some(b'<'),
-        "&gt;" => Some(b'>'),
-        "&amp;" => Some(b'&'),
-        t if t.len() == 1 => t.bytes().next(),
-        _ => None,
-    }
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The single ASCII character a span holds.
+fn span_char(after_tag: &str) -> Option<u8> {
+    let text = span_text(after_tag)?;
+    (text.len() == 1).then(|| text.as_bytes()[0])
 }
 
 /// Lines of an hOCR page, top to bottom as Tesseract ordered them.
@@ -55,11 +64,21 @@ pub fn lines(hocr: &str) -> Vec<Line> {
         let Some((head, rest)) = tag.split_once('>') else {
             continue;
         };
-        if head.contains("class='ocr_line'") || head.contains("class='ocr_textfloat'") {
+        // Tesseract 5 classes text lines by their role; all of them are lines here.
+        let line_classes = ["ocr_line", "ocr_textfloat", "ocr_header", "ocr_caption"];
+        if line_classes
+            .iter()
+            .any(|c| head.contains(&format!("class='{c}'")))
+        {
             close(&mut out, &mut words);
             out.push(Line::default());
         } else if head.contains("class='ocrx_word'") {
-            words.push(title_number(head, "x_wconf").unwrap_or(0.0).max(0.0));
+            let conf = title_number(head, "x_wconf").unwrap_or(0.0).max(0.0);
+            words.push(conf);
+            if let Some(line) = out.last_mut() {
+                line.words
+                    .push((String::new(), (conf / 100.0).clamp(0.0, 1.0)));
+            }
         } else if head.contains("id='choice_") {
             let (Some(ch), Some(line)) = (span_char(rest), out.last_mut()) else {
                 continue;
@@ -72,7 +91,13 @@ pub fn lines(hocr: &str) -> Vec<Line> {
                 g.alternatives.push((ch, conf.clamp(0.0, 1.0)));
             }
         } else if head.contains("x_bboxes") {
-            let (Some(ch), Some(line)) = (span_char(rest), out.last_mut()) else {
+            let (Some(text), Some(line)) = (span_text(rest), out.last_mut()) else {
+                continue;
+            };
+            if let Some((word, _)) = line.words.last_mut() {
+                word.push_str(&text);
+            }
+            let Some(ch) = span_char(rest) else {
                 continue;
             };
             let conf = title_number(head, "x_conf").unwrap_or(0.0) / 100.0;
@@ -132,6 +157,10 @@ mod tests {
         assert!((lines[0].glyphs[1].conf - 0.615).abs() < 1e-6);
         // Words of a line are joined; the line's confidence is their mean.
         assert_eq!(lines[1].text, "01");
+        assert_eq!(
+            lines[1].words,
+            [("0".to_owned(), 0.8), ("1".to_owned(), 0.6)]
+        );
         assert!((lines[1].confidence - 0.70).abs() < 1e-6);
     }
 

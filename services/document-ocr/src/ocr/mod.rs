@@ -10,3 +10,4 @@ pub mod hocr;
 pub mod page;
 pub mod prepare;
 pub mod reader;
+pub mod viz;

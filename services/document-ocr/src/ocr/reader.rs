@@ -24,7 +24,8 @@ use super::{
     geometry::rectify,
     hocr::Line,
     page::{self, Located},
-    prepare::{lower_part, normalise, rotated, skew_angle, straighten, stretch},
+    prepare::{lower_part, normalise, rotated, sharpen, skew_angle, straighten, stretch},
+    viz,
 };
 use crate::mrz::{self, Glyph, Mrz};
 
@@ -43,6 +44,8 @@ pub struct Reading {
     pub rectified: bool,
     /// OCR passes merged into this reading.
     pub passes: usize,
+    /// Fields the visual zone prints differently from the MRZ (`surname`, `given_names`, `document_number`).
+    pub viz_mismatch: Vec<String>,
 }
 
 /// What a read found.
@@ -114,8 +117,15 @@ const BOTTOM_FROM: u32 = 55;
 /// Width the larger regions are read at: about 27 px per character of a TD3 line.
 const REGION_WIDTH: u32 = 1200;
 
-/// Widths a band is prepared at, in turn, when its first reading does not settle it.
-const BAND_WIDTHS: [u32; 3] = [band::OCR_WIDTH, 1000, 650];
+/// How a band is prepared, in turn, while its readings do not settle it: the width it is straightened to, and
+/// how much it is sharpened (0: not).
+const BAND_PASSES: [(u32, f32); 5] = [
+    (band::OCR_WIDTH, 0.0),
+    (band::OCR_WIDTH, 1.5),
+    (1000, 1.0),
+    (700, 1.0),
+    (900, 2.0),
+];
 
 /// The longest side a located page is rectified to.
 const PAGE_SIDE: u32 = 1600;
@@ -261,6 +271,7 @@ impl Search<'_, '_> {
                             quarter_turns: turns,
                             rectified: self.rectified,
                             passes: passes.len(),
+                            viz_mismatch: Vec::new(),
                         });
                     }
                 }
@@ -269,16 +280,31 @@ impl Search<'_, '_> {
         Ok(self.settled())
     }
 
-    /// Reads the band of one side at each preparation in turn until settled.
-    fn side(&mut self, bottom: &GrayImage, angle: f32, turns: u8) -> Result<bool, OcrError> {
+    /// Reads the band of one side at each preparation in turn until settled; `first` is the band as the side's
+    /// geometry already found it at the first preparation.
+    fn side(
+        &mut self,
+        bottom: &GrayImage,
+        angle: f32,
+        turns: u8,
+        first: GrayImage,
+    ) -> Result<bool, OcrError> {
         let (mut passes, mut conf) = (Vec::new(), 0.0);
-        for (i, width) in BAND_WIDTHS.into_iter().enumerate() {
+        let mut first = Some(first);
+        for (i, (width, sharpness)) in BAND_PASSES.into_iter().enumerate() {
             if self.budget.spent() {
                 return Ok(false);
             }
-            let Some(band) = band::mrz_band(&straighten(bottom, angle, width)) else {
+            let found = match first.take() {
+                Some(band) if i == 0 => Some(band),
+                _ => band::mrz_band(&straighten(bottom, angle, width)),
+            };
+            let Some(mut band) = found else {
                 continue;
             };
+            if sharpness > 0.0 {
+                band = sharpen(&band, sharpness);
+            }
             if self.pass(&band, turns, &mut passes, &mut conf)? {
                 return Ok(true);
             }
@@ -314,10 +340,63 @@ impl Search<'_, '_> {
                 quarter_turns: turns,
                 rectified: self.rectified,
                 passes: 1,
+                viz_mismatch: Vec::new(),
             });
         }
         Ok(())
     }
+}
+
+/// Names read with less confidence than this are looked for in the visual zone too.
+const VIZ_BELOW: f32 = 0.97;
+
+/// The visual zone is the page above this share of its height (the MRZ lies below it).
+const VIZ_BOTTOM: u32 = 76;
+
+/// Looks the reading's names up in the visual zone when they rest on doubtful or less than sure OCR, and the
+/// budget allows: a name printed as read there is confirmed (its doubt lifted), one printed a letter or two
+/// differently is held for review.
+fn cross_check(
+    engines: &mut Engines,
+    page: &GrayImage,
+    reading: &mut Reading,
+    budget: &Budget<'_>,
+) -> Result<(), OcrError> {
+    let m = &reading.mrz;
+    let names_doubtful = m
+        .uncertain
+        .iter()
+        .any(|f| f == "surname" || f == "given_names" || f == "document_number");
+    let Some(engine) = engines.viz.as_mut() else {
+        return Ok(());
+    };
+    // A photographed page's names are looked up even when they read confidently: on soft print the LSTM is
+    // sometimes sure and wrong (K for X, G for Q), and no check digit would notice.
+    if budget.spent() || (!names_doubtful && !reading.rectified && m.name_confidence >= VIZ_BELOW) {
+        return Ok(());
+    }
+    let words = viz::words(
+        engine,
+        &viz::region(&rotated(page, reading.quarter_turns), VIZ_BOTTOM),
+    )?;
+    let m = &mut reading.mrz;
+    for (field, name) in [
+        ("surname", m.surname.clone()),
+        ("given_names", m.given_names.clone()),
+        ("document_number", m.document_number.clone()),
+    ] {
+        match viz::evidence(&name, &words) {
+            viz::Evidence::Confirmed => m.uncertain.retain(|f| f != field),
+            viz::Evidence::Mismatch => {
+                if !m.uncertain.iter().any(|f| f == field) {
+                    m.uncertain.push(field.to_owned());
+                }
+                reading.viz_mismatch.push(field.to_owned());
+            }
+            viz::Evidence::Silent => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether a grey region could hold printed text at all: some ink, but not the half-and-half of noise or the
@@ -376,18 +455,22 @@ pub fn read_within(
     };
     // Each side's bottom, straightened: upright first, then upside down, then the quarter turns. A side's
     // geometry is only computed when the sides before it did not settle the page.
-    let mut banded = Vec::new();
+    let (mut banded, mut empty_bands) = (Vec::new(), 0);
     for turns in [0u8, 2, 1, 3] {
         if budget.spent() {
             break;
         }
         let bottom = lower_part(&rotated(&page, turns), BOTTOM_FROM);
         let angle = skew_angle(&bottom);
-        let has_band = band::mrz_band(&straighten(&bottom, angle, band::OCR_WIDTH)).is_some();
-        if has_band {
+        let band = band::mrz_band(&straighten(&bottom, angle, band::OCR_WIDTH));
+        // Two bands that read as nothing MRZ-like: a photo's edges or a texture, not a turned document.
+        if let Some(band) = band.filter(|_| empty_bands < 2) {
             banded.push(turns);
-            if search.side(&bottom, angle, turns)? {
+            if search.side(&bottom, angle, turns, band)? {
                 break;
+            }
+            if !search.seen && search.best.is_none() {
+                empty_bands += 1;
             }
         }
         // Once MRZ lines were seen this way up, the other sides only cost time.
@@ -404,12 +487,19 @@ pub fn read_within(
             .map_or(banded.first().copied().unwrap_or(0), |b| b.quarter_turns);
         let upright = rotated(&page, turns);
         let bottom = lower_part(&upright, BOTTOM_FROM);
-        if search.best.is_some() || search.seen || looks_like_text(&bottom) {
+        // A band that read as nothing MRZ-like already answered for this page; with no band at all, only a page
+        // that looks like text is worth reading whole.
+        let worth =
+            search.best.is_some() || search.seen || (banded.is_empty() && looks_like_text(&bottom));
+        if worth {
             search.region(&bottom, turns)?;
             if !search.settled() && search.best.is_none() {
                 search.region(&upright, turns)?;
             }
         }
+    }
+    if let Some(best) = search.best.as_mut() {
+        cross_check(search.engines, &page, best, budget)?;
     }
     Ok(match search.best {
         Some(r) => Scan::Read(Box::new(r)),

@@ -34,12 +34,17 @@ pub struct OcrRequest {
     pub fields: Option<Vec<String>>,
 }
 
-/// Read the machine-readable zone of a passport, ID card or visa (TD1, TD2, TD3, MRV-A, MRV-B): Tesseract with
-/// MRZ language data, every ICAO 9303 check digit verified, look-alike OCR confusions repaired only where a
-/// check digit confirms them (each repair reported). `pass`: every check digit holds, the document is not
-/// expired and OCR confidence is high. `fail`: `check_digit_mismatch`, `document_expired`, `invalid_date`,
-/// `mrz_not_found`, `mrz_unreadable`. `review`: `corrected_characters`, `low_confidence`,
-/// `unknown_country_code`. Only the requested fields are returned; nothing of the document is logged.
+/// Read the machine-readable zone of a passport, ID card or visa (TD1, TD2, TD3, MRV-A, MRV-B), scanned or
+/// photographed on a surface (the page is found and its perspective undone): Tesseract with MRZ language data,
+/// every ICAO 9303 check digit verified, a character changed only where Tesseract itself found it ambiguous and
+/// a check digit, the country list or the field's type settles it (each repair reported), names and the
+/// document number looked up in the visual zone when the reading is not sure. `fail` only for what the image
+/// shows for certain: `check_digit_mismatch` on characters read without doubt, `document_expired`,
+/// `invalid_date`, `mrz_not_found`, a document of another kind than hinted. `review` for a doubtful reading
+/// (`image_quality`, with `result.uncertain_fields`: ask for a retake; `mrz_unreadable`;
+/// `time_budget_exhausted`; `viz_mrz_mismatch`) and for `corrected_characters`, `unknown_country_code`,
+/// `low_confidence`. `pass` otherwise. Only the requested fields are returned; nothing of the document is
+/// logged.
 #[utoipa::path(post, path = "/v1/documents/ocr", tag = "document-ocr",
     request_body = OcrRequest,
     responses(

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod captures;
 mod common_endpoints;
 mod documents;
 mod helpers;

@@ -79,6 +79,7 @@ fn engines(tessdata: &str) -> anyhow::Result<Engines> {
     Ok(Engines {
         primary: OcrEngine::new(tessdata, "mrz")?,
         fallback: OcrEngine::new(tessdata, "eng").ok(),
+        viz: OcrEngine::text(tessdata, "eng").ok(),
     })
 }
 
@@ -389,7 +390,21 @@ fn run(
                 }
             }
         } else if verbose && verdict != Outcome::Pass {
-            eprintln!("genuine not passed: {key:?} {verdict:?} {codes:?} exact {exact}/9");
+            let wrong: Vec<String> = FIELDS
+                .iter()
+                .filter(|f| value(&result, f) != Some(expected(id, f).as_str()))
+                .map(|f| {
+                    format!(
+                        "{f}={:?}/{:?}",
+                        value(&result, f).unwrap_or_default(),
+                        expected(id, f)
+                    )
+                })
+                .collect();
+            eprintln!(
+                "genuine not passed: {key:?} {verdict:?} {codes:?} uncertain {:?} wrong {wrong:?}",
+                result.uncertain_fields
+            );
         }
     }
     if verbose && matches!(job, Job::Forged(..)) && verdict != Outcome::Fail {
