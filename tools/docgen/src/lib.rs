@@ -280,12 +280,6 @@ fn field_span(format: MrzFormat, field: Forged) -> Option<(usize, usize, usize)>
     })
 }
 
-fn date_of(yymmdd: &str, like: NaiveDate) -> Option<NaiveDate> {
-    let n = |r: std::ops::Range<usize>| yymmdd.get(r)?.parse::<u32>().ok();
-    let year = like.year() - like.year() % 100 + i32::try_from(n(0..2)?).ok()?;
-    NaiveDate::from_ymd_opt(year, n(2..4)?, n(4..6)?)
-}
-
 /// Forges `field` as a forger alters a printed document: one character changed to another of its kind (digit
 /// for digit, letter for letter), every check digit left as printed, the visual zone changed to match. Only
 /// changes the check digit detects are made (a weighted difference of 10 is invisible to ICAO's scheme, and no
@@ -325,11 +319,12 @@ pub fn forge(
         match field {
             Forged::DocumentNumber => id.document_number = forged.trim_end_matches('<').to_owned(),
             Forged::OptionalData => id.optional_data = forged.trim_end_matches('<').to_owned(),
-            Forged::BirthDate => match date_of(&forged, id.birth_date) {
+            // The dates as the printed MRZ means them (its two-digit years take the reader's century).
+            Forged::BirthDate => match document_ocr::mrz::birth(&forged, today) {
                 Some(d) if d < today => id.birth_date = d,
                 _ => continue,
             },
-            Forged::ExpiryDate => match date_of(&forged, id.expiry_date) {
+            Forged::ExpiryDate => match document_ocr::mrz::expiry(&forged, today) {
                 Some(d) if d > today => id.expiry_date = d,
                 _ => continue,
             },

@@ -106,6 +106,12 @@ impl<'a> Budget<'a> {
     pub fn spent(&self) -> bool {
         Instant::now() >= self.deadline || (self.cancelled)()
     }
+
+    /// Whether less than `reserve` is left (or the caller is gone): optional work stops so that what must
+    /// follow still fits.
+    pub fn short_of(&self, reserve: Duration) -> bool {
+        Instant::now() + reserve >= self.deadline || (self.cancelled)()
+    }
 }
 
 /// The default budget of a document's worker time (the service's `max_document_ms`).
@@ -292,7 +298,8 @@ impl Search<'_, '_> {
         let (mut passes, mut conf) = (Vec::new(), 0.0);
         let mut first = Some(first);
         for (i, (width, sharpness)) in BAND_PASSES.into_iter().enumerate() {
-            if self.budget.spent() {
+            // After the first pass, keep time for the visual zone's cross-check.
+            if self.budget.spent() || (i > 0 && self.budget.short_of(VIZ_RESERVE)) {
                 return Ok(false);
             }
             let found = match first.take() {
@@ -346,6 +353,9 @@ impl Search<'_, '_> {
         Ok(())
     }
 }
+
+/// Worker time kept for the visual zone's cross-check when band passes are repeated.
+const VIZ_RESERVE: Duration = Duration::from_millis(400);
 
 /// Names read with less confidence than this are looked for in the visual zone too.
 const VIZ_BELOW: f32 = 0.97;
