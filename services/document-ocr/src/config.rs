@@ -39,7 +39,7 @@ impl Default for Settings {
             workers: 0,
             queue_capacity: 16,
             decode: DecodeLimits::default(),
-            min_confidence: 0.3,
+            min_confidence: 0.5,
             max_document_ms: 1500,
         }
     }

@@ -466,16 +466,12 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     let hard = failed.iter().any(|c| !doubtful(c))
         || expired
         || m.invalid_dates.iter().any(|f| !uncertain(f));
-    // A date's letters turned into the digits they resemble, with the date's check digit holding, is how every
-    // MRZ reader reads soft print: reported, not held. Any other repair is held for review.
-    let held_repairs = m
-        .corrections
-        .iter()
-        .any(|c| !matches!(c.field.as_str(), "birth_date" | "expiry_date" | "composite"));
+    // Every repair holds the verdict for review: measured on phone captures, a forged date's doubtful digit
+    // "repaired" into one that holds made a forgery pass when date repairs did not.
     let soft = !failed.is_empty()
         || !m.invalid_dates.is_empty()
         || !m.unknown_countries.is_empty()
-        || held_repairs
+        || !m.corrections.is_empty()
         || !m.uncertain.is_empty()
         || r.confidence < min_confidence;
     let verdict = if hard {
