@@ -319,15 +319,7 @@ fn rotate(img: &RgbImage, deg: f32, fill: Rgb<u8>) -> RgbImage {
         if sx < 0.0 || sy < 0.0 || sx >= (w - 1) as f32 || sy >= (h - 1) as f32 {
             return fill;
         }
-        let (x0, y0) = (sx.floor() as u32, sy.floor() as u32);
-        let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-        let p = |xx, yy| img.get_pixel(xx, yy).0.map(f32::from);
-        let (a, b, cc, d) = (p(x0, y0), p(x0 + 1, y0), p(x0, y0 + 1), p(x0 + 1, y0 + 1));
-        Rgb(std::array::from_fn(|k| {
-            let top = a[k] + (b[k] - a[k]) * fx;
-            let bottom = cc[k] + (d[k] - cc[k]) * fx;
-            (top + (bottom - top) * fy).round() as u8
-        }))
+        bilinear(img, sx, sy)
     })
 }
 

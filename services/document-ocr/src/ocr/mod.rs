@@ -1,6 +1,7 @@
-//! Reading the MRZ off an image with Tesseract: grey, contrast-stretched crops of the likely band (and the
-//! whole page, in four rotations when needed), OCRed with the MRZ language data and a `A–Z 0–9 <` whitelist in
-//! single-block mode, then the lines that fit an MRZ format picked out of the text.
+//! Reading the MRZ off an image with Tesseract: the page located and rectified, the MRZ band found on the side
+//! its geometry points to, read glyph by glyph (confidences and alternatives from hOCR) with the MRZ language
+//! data and an `A–Z 0–9 <` whitelist, several passes merged, names checked against the visual zone; all within
+//! a time budget. `reader` is the entry point.
 
 pub mod band;
 pub mod engine;
