@@ -20,7 +20,7 @@ RUN cargo build --release --locked -p document-ocr -p face-match -p phone-proof 
 FROM debian:${DEBIAN}-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libtesseract5 tesseract-ocr-eng ca-certificates curl \
+      libtesseract5 tesseract-ocr-eng fonts-ocr-b ca-certificates curl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/idv idv \
  && mkdir -p /var/lib/idv /opt/idv/tessdata \

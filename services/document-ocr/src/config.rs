@@ -17,6 +17,8 @@ pub struct Settings {
     pub language: String,
     /// Fallback language; empty for none.
     pub fallback_language: String,
+    /// The OCR-B typeface MRZ characters are also matched against (`OCR_MRZ_FONT`); empty for Tesseract alone.
+    pub mrz_font: PathBuf,
     /// OCR worker threads, each with its own engines. 0: one per core.
     pub workers: usize,
     /// Documents waiting for a worker at most; past it requests get `503 overloaded` at once.
@@ -36,6 +38,7 @@ impl Default for Settings {
             tessdata: PathBuf::from(".cache/tessdata"),
             language: "mrz".into(),
             fallback_language: "eng".into(),
+            mrz_font: PathBuf::from("/usr/share/fonts/opentype/ocr-b/OCRB.otf"),
             workers: 0,
             queue_capacity: 16,
             decode: DecodeLimits::default(),

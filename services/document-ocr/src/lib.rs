@@ -64,10 +64,18 @@ impl App {
         let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
         kernel.set_ready("ocr", false);
         let fallback = Some(settings.fallback_language.clone()).filter(|l| !l.is_empty());
+        let ocrb = if settings.mrz_font.as_os_str().is_empty() {
+            None
+        } else {
+            let ocrb = ocr::ocrb::OcrB::load(&settings.mrz_font)
+                .map_err(|e| KernelError::Config(e.to_string()))?;
+            Some(Arc::new(ocrb))
+        };
         let spec = ocr::engine::EngineSpec {
             datapath: settings.tessdata.clone(),
             primary: settings.language.clone(),
             fallback,
+            ocrb,
         };
         let (workers, capacity) = (settings.worker_count(), settings.queue_capacity);
         let pool =

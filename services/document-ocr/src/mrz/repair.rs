@@ -30,6 +30,10 @@ const ALTERNATIVE_FLOOR: f32 = 0.05;
 /// Names have no check digit: their characters are doubtful below this confidence.
 pub const NAME_DOUBTFUL_BELOW: f32 = 0.90;
 
+/// An allowed character weighed at least this much is read in place of an impossible one (see
+/// `Settler::within_class`).
+const WITHIN_CLASS_AT: f32 = 0.15;
+
 /// Below this confidence a character's look-alike in its class is also an option, even if Tesseract did not
 /// weigh it.
 const LOOK_ALIKE_BELOW: f32 = 0.5;
@@ -118,7 +122,8 @@ fn positions(span: Span) -> impl Iterator<Item = Pos> {
 /// The MRZ being settled.
 pub struct Settler<'a> {
     rows: &'a mut [Vec<u8>],
-    glyphs: &'a [Vec<Glyph>],
+    /// What the recognisers weighed at each position (read within each field's class as it is settled).
+    glyphs: Vec<Vec<Glyph>>,
     /// Positions still doubtful.
     doubt: Vec<Vec<bool>>,
     out: Vec<Correction>,
@@ -134,11 +139,11 @@ pub struct Settled {
 }
 
 impl<'a> Settler<'a> {
-    fn new(rows: &'a mut [Vec<u8>], glyphs: &'a [Vec<Glyph>]) -> Self {
+    fn new(rows: &'a mut [Vec<u8>], glyphs: &[Vec<Glyph>]) -> Self {
         let doubt = rows.iter().map(|r| vec![false; r.len()]).collect();
         Self {
             rows,
-            glyphs,
+            glyphs: glyphs.to_vec(),
             doubt,
             out: Vec::new(),
         }
@@ -158,7 +163,44 @@ impl<'a> Settler<'a> {
         self.options_below(at, class, DOUBTFUL_BELOW)
     }
 
+    /// Reads a position within its field's class, the class being certain and the recogniser's weights not:
+    /// the probability of characters the field cannot hold (a letter in a date, a digit in a name) is shared
+    /// among those it can. Where the character read first is impossible there but an allowed one was weighed
+    /// at [`WITHIN_CLASS_AT`] or more, the allowed one is what was read. Not a repair: nothing the recogniser
+    /// did not see (OCR-B's O and 0 differ by little more than width).
+    fn within_class(&mut self, at: Pos, class: Class) {
+        let g = self.glyph(at);
+        if self.rows[at.0][at.1] != g.ch {
+            return;
+        }
+        let allowed: Vec<(u8, f32)> = std::iter::once((g.ch, g.conf))
+            .chain(g.alternatives.iter().copied())
+            .filter(|(c, _)| class.allows(*c))
+            .collect();
+        let total: f32 = allowed.iter().map(|(_, p)| p).sum();
+        let Some(&(ch, p)) = allowed.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
+            return;
+        };
+        if total <= 0.0 || (!class.allows(g.ch) && p < WITHIN_CLASS_AT) {
+            return;
+        }
+        let alternatives = allowed
+            .iter()
+            .filter(|(c, _)| *c != ch)
+            .map(|(c, q)| (*c, q / total))
+            .collect();
+        self.rows[at.0][at.1] = ch;
+        if let Some(slot) = self.glyphs.get_mut(at.0).and_then(|l| l.get_mut(at.1)) {
+            *slot = Glyph {
+                ch,
+                conf: p / total,
+                alternatives,
+            };
+        }
+    }
+
     fn options_below(&mut self, at: Pos, class: Class, doubtful_below: f32) -> Vec<(u8, f32)> {
+        self.within_class(at, class);
         let g = self.glyph(at);
         let read = self.rows[at.0][at.1];
         let allowed = class.allows(read);

@@ -293,3 +293,30 @@ fn a_doubtful_name_character_leaves_the_name_uncertain() {
     assert_eq!(m.uncertain, ["given_names"]);
     assert!(m.checks_hold() && !m.settled());
 }
+
+#[test]
+fn o_and_0_are_read_within_the_fields_class_without_a_repair() {
+    // OCR-B reads a round glyph as O or 0 nearly alike: in the birth date (digits) the 0 is what was read, in
+    // the name (letters) the O, and neither is reported as a correction or left doubtful.
+    let lines = [
+        "P<UTOERIKSS0N<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO74O8122F1204159ZE184226B<<<<<10",
+    ];
+    let m = parse_read(
+        &glyphs(
+            &lines,
+            &[(0, 11, 0.65, b'O', 0.35), (1, 15, 0.6, b'0', 0.4)],
+        ),
+        today(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.surname, "ERIKSSON");
+    assert_eq!(m.birth_date, date(1974, 8, 12));
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
+    assert!(m.settled());
+    // A digit in a name that the recogniser did not weigh as a letter is still a repair by type.
+    let m = parse_read(&glyphs(&lines, &[(1, 15, 0.6, b'0', 0.4)]), today())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.corrections.len(), 1);
+}

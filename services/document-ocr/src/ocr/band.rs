@@ -144,7 +144,7 @@ const GAP_KEPT: f32 = 0.15;
 /// along its width, so its cost follows the width it is given. MRZ characters sit on a fixed pitch with blank
 /// columns between them; cutting each blank run down to a sliver keeps every glyph as printed and every
 /// character apart, and removes about a third of the width (a third of the OCR time).
-pub fn mrz_band(img: &GrayImage) -> Option<GrayImage> {
+pub fn mrz_band(img: &GrayImage) -> Option<Band> {
     let (w, h) = img.dimensions();
     if w < BINS as u32 * 4 || h < 12 {
         return None;
@@ -185,7 +185,37 @@ pub fn mrz_band(img: &GrayImage) -> Option<GrayImage> {
         let row = &raw[y as usize * width..(y as usize + 1) * width];
         columns.iter().map(move |&x| row[x])
     });
-    GrayImage::from_raw(columns.len() as u32, bottom - top, rows.collect())
+    let image = GrayImage::from_raw(columns.len() as u32, bottom - top, rows.collect())?;
+    Some(Band {
+        image,
+        columns: columns.into_iter().map(|x| x as u32).collect(),
+        top,
+    })
+}
+
+/// An MRZ band cut out of an image, with where its pixels came from.
+#[derive(Debug, Clone)]
+pub struct Band {
+    /// The band, gaps narrowed: what Tesseract reads.
+    pub image: GrayImage,
+    /// For each column of `image`, its column in the source image.
+    pub columns: Vec<u32>,
+    /// The source row of `image`'s first row.
+    pub top: u32,
+}
+
+impl Band {
+    /// A box `[x0, y0, x1, y1]` of `image` in the source image's pixels.
+    pub fn to_source(&self, b: [u32; 4]) -> [u32; 4] {
+        let column = |x: u32| {
+            let last = self.columns.len().saturating_sub(1);
+            self.columns
+                .get((x as usize).min(last))
+                .copied()
+                .unwrap_or(x)
+        };
+        [column(b[0]), b[1] + self.top, column(b[2]), b[3] + self.top]
+    }
 }
 
 #[cfg(test)]
@@ -230,7 +260,7 @@ mod tests {
                 (40, 760, 220, 237), // MRZ line 2
             ],
         );
-        let band = mrz_band(&img).expect("band");
+        let band = mrz_band(&img).expect("band").image;
         // Both lines and a margin of one line height; the field text (which would make it over 200 px) is not
         // in it.
         assert!((70..=100).contains(&band.height()), "{}", band.height());
@@ -243,7 +273,18 @@ mod tests {
     fn gaps_between_characters_are_narrowed_and_no_ink_is_lost() {
         // "Characters" 8 px wide on a 20 px pitch, lines 17 px high: every 12 px gap is cut to 3 px.
         let img = page_with(800, 270, 20, 8, &[(40, 760, 187, 204), (40, 760, 220, 237)]);
-        let band = mrz_band(&img).expect("band");
+        let cut = mrz_band(&img).expect("band");
+        // Boxes of the narrowed band map back onto the source's fixed pitch: the 2nd character starts 20 px
+        // after the 1st.
+        let starts: Vec<u32> = (0..cut.image.width())
+            .filter(|&x| cut.image.get_pixel(x, 190 - cut.top)[0] <= INK)
+            .filter(|&x| x == 0 || cut.image.get_pixel(x - 1, 190 - cut.top)[0] > INK)
+            .map(|x| cut.to_source([x, 0, x, 0])[0])
+            .collect();
+        assert_eq!(starts[..3], [40, 60, 80]);
+        let b = cut.to_source([0, 5, 0, 9]);
+        assert_eq!([b[1], b[3]], [5 + cut.top, 9 + cut.top]);
+        let band = cut.image;
         assert_eq!(ink_columns(&band), 36 * 8);
         assert!(
             (36 * 11 - 3..=36 * 11 + 6).contains(&band.width()),
@@ -263,7 +304,7 @@ mod tests {
                 (67, 733, 200, 217),
             ],
         );
-        let band = mrz_band(&img).expect("band");
+        let band = mrz_band(&img).expect("band").image;
         assert!(band.height() >= 84, "{}", band.height());
     }
 

@@ -14,7 +14,10 @@ use crossbeam_channel::Sender;
 use image::GrayImage;
 use tesseract::{PageSegMode, Tesseract};
 
-use super::hocr::{self, Line};
+use super::{
+    hocr::{self, Line},
+    ocrb::OcrB,
+};
 
 /// The MRZ alphabet, the only characters Tesseract may answer.
 const WHITELIST: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<";
@@ -29,6 +32,16 @@ pub enum OcrError {
         language: String,
         /// Data folder.
         datapath: String,
+        /// Why.
+        cause: String,
+    },
+    /// The OCR-B typeface could not be loaded.
+    #[error(
+        "OCR-B glyphs from {path}: {cause} (install Debian's fonts-ocr-b, or set OCR_MRZ_FONT)"
+    )]
+    Font {
+        /// The font file.
+        path: String,
         /// Why.
         cause: String,
     },
@@ -172,6 +185,8 @@ pub struct Engines {
     pub fallback: Option<OcrEngine>,
     /// The general model for the visual zone's printed names.
     pub viz: Option<OcrEngine>,
+    /// OCR-B's glyphs, the second recogniser of MRZ characters.
+    pub ocrb: Option<Arc<OcrB>>,
 }
 
 /// Where engines come from.
@@ -183,6 +198,8 @@ pub struct EngineSpec {
     pub primary: String,
     /// Fallback language (`eng`), if any.
     pub fallback: Option<String>,
+    /// OCR-B's glyphs, loaded once, if configured.
+    pub ocrb: Option<Arc<OcrB>>,
 }
 
 impl EngineSpec {
@@ -200,6 +217,7 @@ impl EngineSpec {
                 .as_deref()
                 .map(|l| OcrEngine::text(&dp, l))
                 .transpose()?,
+            ocrb: self.ocrb.clone(),
         })
     }
 }

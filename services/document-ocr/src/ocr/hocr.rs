@@ -14,6 +14,8 @@ pub struct Line {
     pub confidence: f64,
     /// Every character of `text`, in order.
     pub glyphs: Vec<Glyph>,
+    /// Each glyph's box, `[x0, y0, x1, y1]` in the image's pixels.
+    pub boxes: Vec<[u32; 4]>,
     /// The line's words as read (any script: the VIZ is read with the general model), each with Tesseract's
     /// confidence in it (0–1).
     pub words: Vec<(String, f32)>,
@@ -26,6 +28,17 @@ fn title_number(tag: &str, key: &str) -> Option<f32> {
         .split(';')
         .map(str::trim)
         .find_map(|part| part.strip_prefix(key)?.trim().parse().ok())
+}
+
+/// The box of a character (`x_bboxes x0 y0 x1 y1`).
+fn char_box(tag: &str) -> Option<[u32; 4]> {
+    let title = tag.split("title='").nth(1)?.split('\'').next()?;
+    let mut n = title
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("x_bboxes"))?
+        .split_whitespace()
+        .map(|v| v.parse::<u32>().ok());
+    Some([n.next()??, n.next()??, n.next()??, n.next()??])
 }
 
 /// The text a span holds, XML entities decoded.
@@ -102,6 +115,7 @@ pub fn lines(hocr: &str) -> Vec<Line> {
             };
             let conf = title_number(head, "x_conf").unwrap_or(0.0) / 100.0;
             line.text.push(char::from(ch));
+            line.boxes.push(char_box(head).unwrap_or_default());
             line.glyphs.push(Glyph {
                 ch,
                 conf: conf.clamp(0.0, 1.0),
@@ -155,6 +169,7 @@ mod tests {
         assert_eq!(p.alternatives[0].0, b'F');
         assert!((p.alternatives[0].1 - 0.045).abs() < 1e-6);
         assert!((lines[0].glyphs[1].conf - 0.615).abs() < 1e-6);
+        assert_eq!(lines[0].boxes, [[27, 28, 52, 65], [62, 28, 87, 61]]);
         // Words of a line are joined; the line's confidence is their mean.
         assert_eq!(lines[1].text, "01");
         assert_eq!(

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod find;
 pub mod geometry;
 pub mod hocr;
+pub mod ocrb;
 pub mod page;
 pub mod prepare;
 pub mod reader;

@@ -152,6 +152,7 @@ fn a_spent_budget_or_a_caller_gone_stops_the_read() {
         primary: OcrEngine::new(&tessdata, "mrz").unwrap(),
         fallback: None,
         viz: None,
+        ocrb: None,
     };
     let font = load_font().unwrap();
     let doc = generate(&font, MrzFormat::Td3, Distortion::PHONE, 91, today());

@@ -22,6 +22,7 @@ use document_ocr::{
     mrz::MrzFormat,
     ocr::{
         engine::{Engines, OcrEngine},
+        ocrb::OcrB,
         reader,
     },
 };
@@ -60,6 +61,9 @@ struct Cli {
     /// Folder with mrz.traineddata.
     #[arg(long, default_value = ".cache/tessdata")]
     tessdata: String,
+    /// The OCR-B typeface the reader matches MRZ characters against; empty for Tesseract alone.
+    #[arg(long, default_value = "/usr/share/fonts/opentype/ocr-b/OCRB.otf")]
+    mrz_font: String,
     /// Print every genuine document that did not pass, and every forgery that was not caught.
     #[arg(long)]
     verbose: bool,
@@ -75,11 +79,17 @@ struct Entry {
     identity: Identity,
 }
 
-fn engines(tessdata: &str) -> anyhow::Result<Engines> {
+fn engines(tessdata: &str, mrz_font: &str) -> anyhow::Result<Engines> {
+    let ocrb = if mrz_font.is_empty() {
+        None
+    } else {
+        Some(Arc::new(OcrB::load(std::path::Path::new(mrz_font))?))
+    };
     Ok(Engines {
         primary: OcrEngine::new(tessdata, "mrz")?,
         fallback: OcrEngine::new(tessdata, "eng").ok(),
         viz: OcrEngine::text(tessdata, "eng").ok(),
+        ocrb,
     })
 }
 
@@ -114,10 +124,10 @@ fn read(
 }
 
 /// The `--dir` mode: decode, locate, OCR and parse each file in turn, timed as one.
-fn read_folder(dir: &std::path::Path, tessdata: &str) -> anyhow::Result<()> {
+fn read_folder(dir: &std::path::Path, tessdata: &str, mrz_font: &str) -> anyhow::Result<()> {
     let manifest: Vec<Entry> = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
     anyhow::ensure!(!manifest.is_empty(), "no documents in {}", dir.display());
-    let mut engines = engines(tessdata)?;
+    let mut engines = engines(tessdata, mrz_font)?;
     let today = chrono::Utc::now().date_naive();
     let (mut found, mut fields, mut docs, mut ms) = (0, 0, 0, Vec::new());
     for entry in &manifest {
@@ -517,7 +527,7 @@ fn report(all: &Tallies) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(dir) = &cli.dir {
-        return read_folder(dir, &cli.tessdata);
+        return read_folder(dir, &cli.tessdata, &cli.mrz_font);
     }
     let font = Arc::new(load_font().map_err(anyhow::Error::msg)?);
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).context("date")?;
@@ -527,16 +537,17 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut threads = Vec::new();
     for _ in 0..cli.workers.max(1) {
-        let (font, next, tallies, jobs, tessdata, verbose) = (
+        let (font, next, tallies, jobs, tessdata, mrz_font, verbose) = (
             font.clone(),
             next.clone(),
             tallies.clone(),
             jobs.clone(),
             cli.tessdata.clone(),
+            cli.mrz_font.clone(),
             cli.verbose,
         );
         threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
-            let mut engines = engines(&tessdata)?;
+            let mut engines = engines(&tessdata, &mrz_font)?;
             loop {
                 let i = {
                     let mut n = next.lock().map_err(|_| anyhow::anyhow!("lock"))?;
