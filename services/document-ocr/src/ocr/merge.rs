@@ -7,19 +7,12 @@ use crate::mrz::Glyph;
 pub type Pass = Vec<Vec<Glyph>>;
 
 /// Several passes over the same MRZ combined: at each position the confidences each pass gave each character,
-/// weighted and averaged. Passes whose shape differs from the first's are left out.
-fn merge(passes: &[(&Pass, f32)]) -> Option<Pass> {
-    let (first, _) = passes.first()?;
+/// averaged. Passes whose shape differs from the first's are left out.
+fn merge(passes: &[Pass]) -> Option<Pass> {
+    let first = passes.first()?;
     let shape = |p: &Pass| p.iter().map(Vec::len).collect::<Vec<_>>();
-    let same: Vec<(&Pass, f32)> = passes
-        .iter()
-        .copied()
-        .filter(|(p, _)| shape(p) == shape(first))
-        .collect();
-    let total: f32 = same.iter().map(|(_, w)| w).sum();
-    if total <= 0.0 {
-        return None;
-    }
+    let same: Vec<&Pass> = passes.iter().filter(|p| shape(p) == shape(first)).collect();
+    let n = same.len() as f32;
     Some(
         first
             .iter()
@@ -28,12 +21,12 @@ fn merge(passes: &[(&Pass, f32)]) -> Option<Pass> {
                 (0..line.len())
                     .map(|c| {
                         let mut votes: Vec<(u8, f32)> = Vec::new();
-                        for (p, weight) in &same {
+                        for p in &same {
                             let g = &p[l][c];
                             for (ch, conf) in std::iter::once((g.ch, g.conf))
                                 .chain(g.alternatives.iter().copied())
                             {
-                                let vote = conf * weight / total;
+                                let vote = conf / n;
                                 match votes.iter_mut().find(|v| v.0 == ch) {
                                     Some(v) => v.1 += vote,
                                     None => votes.push((ch, vote)),
@@ -91,8 +84,7 @@ impl Passes {
     /// Every reading combined: Tesseract's passes averaged, then each line OCR-B read taken with Tesseract's
     /// reading as evidence (`combine`).
     pub fn merged(&self) -> Option<Pass> {
-        let weighted: Vec<(&Pass, f32)> = self.tesseract.iter().map(|p| (p, 1.0)).collect();
-        let tesseract = merge(&weighted)?;
+        let tesseract = merge(&self.tesseract)?;
         let Some(ocrb) = &self.ocrb else {
             return Some(tesseract);
         };
@@ -162,7 +154,7 @@ mod tests {
             glyph(b'0', 0.9, vec![(b'O', 0.1)]),
             glyph(b'A', 0.95, vec![]),
         ]];
-        let m = merge(&[(&a, 1.0), (&b, 1.0)]).unwrap_or_default();
+        let m = merge(&[a, b]).unwrap_or_default();
         assert_eq!(m[0][0].ch, b'0');
         assert!((m[0][0].conf - 0.65).abs() < 1e-6);
         assert_eq!(m[0][0].alternatives.len(), 1);

@@ -316,11 +316,8 @@ impl Search<'_, '_> {
             let Some((straight, cut)) = found else {
                 continue;
             };
-            let img = if sharpness > 0.0 {
-                sharpen(&cut.image, sharpness)
-            } else {
-                cut.image.clone()
-            };
+            let sharpened = (sharpness > 0.0).then(|| sharpen(&cut.image, sharpness));
+            let img = sharpened.as_ref().unwrap_or(&cut.image);
             let origin = Origin {
                 cut: &cut,
                 straight: &straight,
@@ -328,7 +325,7 @@ impl Search<'_, '_> {
             // A photographed page is read by OCR-B at once: on soft print Tesseract is sometimes sure and wrong.
             // A scan, which Tesseract reads right almost always, only once its first reading did not settle.
             let cells = i == usize::from(!self.rectified);
-            if self.pass(&img, cells, Some(&origin), turns, &mut passes, &mut conf)? {
+            if self.pass(img, cells, Some(&origin), turns, &mut passes, &mut conf)? {
                 return Ok(true);
             }
             // A first pass that saw nothing like an MRZ: this band is something else.
