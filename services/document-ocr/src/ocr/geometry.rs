@@ -111,6 +111,26 @@ pub fn distance(a: Point, b: Point) -> f64 {
     (a.0 - b.0).hypot(a.1 - b.1)
 }
 
+/// The least-squares line `s = a·t + b` through `(t, s)` points, as `(a, b)`; `None` for no points or when
+/// every `t` is the same.
+pub fn least_squares(points: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let n = points.len() as f64;
+    if n == 0.0 {
+        return None;
+    }
+    let (st, ss) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (t, s)| (a + t, b + s));
+    let (mt, ms) = (st / n, ss / n);
+    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (t, s)| {
+        (num + (t - mt) * (s - ms), den + (t - mt).powi(2))
+    });
+    (den > 0.0).then(|| {
+        let a = num / den;
+        (a, ms - a * mt)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

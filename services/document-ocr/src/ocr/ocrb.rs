@@ -15,7 +15,7 @@ use std::path::Path;
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
 use image::GrayImage;
 
-use super::engine::OcrError;
+use super::{engine::OcrError, geometry::least_squares};
 use crate::mrz::Glyph;
 
 /// The characters an MRZ may hold.
@@ -610,20 +610,14 @@ fn median(v: &mut [f32]) -> Option<f32> {
     Some(v[v.len() / 2])
 }
 
-/// Least squares `c = a + b·i`.
+/// Least squares `c = a + b·i`, as `(a, b)`.
 fn fit_line(points: &[(f32, f32)]) -> Option<(f32, f32)> {
-    let n = points.len() as f32;
-    let (si, sc) = points
+    let wide: Vec<(f64, f64)> = points
         .iter()
-        .fold((0.0, 0.0), |(a, b), (i, c)| (a + i, b + c));
-    let (mi, mc) = (si / n, sc / n);
-    let (cov, var) = points.iter().fold((0.0, 0.0), |(cv, vr), (i, c)| {
-        (cv + (i - mi) * (c - mc), vr + (i - mi) * (i - mi))
-    });
-    (var > 0.0).then(|| {
-        let b = cov / var;
-        (mc - b * mi, b)
-    })
+        .map(|(i, c)| (f64::from(*i), f64::from(*c)))
+        .collect();
+    let (b, a) = least_squares(&wide)?;
+    Some((a as f32, b as f32))
 }
 
 /// The cap top and baseline of the ink between columns `left..right` near rows `top..base`: where the rows'

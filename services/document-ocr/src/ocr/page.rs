@@ -11,7 +11,7 @@ use image::GrayImage;
 
 use super::{
     band::otsu,
-    geometry::{Point, distance},
+    geometry::{Point, distance, least_squares},
     prepare::shrink,
 };
 
@@ -84,27 +84,11 @@ fn largest_region(light: &[bool], w: usize, h: usize) -> (Vec<bool>, usize) {
 /// A line `a·t + b` fitted to `(t, s)` samples by least squares, refitted once without the samples more than
 /// 2 px off (text or a photo touching the edge).
 fn fit(samples: &[(f64, f64)]) -> Option<(f64, f64)> {
-    let solve = |pts: &[&(f64, f64)]| {
-        let n = pts.len() as f64;
-        if n < 5.0 {
-            return None;
-        }
-        let (st, ss) = pts.iter().fold((0.0, 0.0), |(a, b), (t, s)| (a + t, b + s));
-        let (mt, ms) = (st / n, ss / n);
-        let (mut num, mut den) = (0.0, 0.0);
-        for (t, s) in pts {
-            num += (t - mt) * (s - ms);
-            den += (t - mt).powi(2);
-        }
-        (den > 0.0).then(|| {
-            let a = num / den;
-            (a, ms - a * mt)
-        })
-    };
-    let all: Vec<&(f64, f64)> = samples.iter().collect();
-    let (a, b) = solve(&all)?;
-    let kept: Vec<&(f64, f64)> = samples
+    let solve = |pts: &[(f64, f64)]| (pts.len() >= 5).then(|| least_squares(pts)).flatten();
+    let (a, b) = solve(samples)?;
+    let kept: Vec<(f64, f64)> = samples
         .iter()
+        .copied()
         .filter(|(t, s)| (a * t + b - s).abs() <= 2.0)
         .collect();
     solve(&kept).or(Some((a, b)))
