@@ -140,8 +140,11 @@ pub struct Challenge {
     pub channel: Channel,
     /// Stored status; see [`Challenge::status_at`] for the effective one.
     pub status: Status,
-    /// Checks used.
+    /// Checks counted (each may still be comparing its code).
     pub checks: u32,
+    /// Counted checks whose code was wrong. The challenge closes as `max_attempts_reached` only when every
+    /// check is used and every counted one has failed, so a right code still being compared is never shut out.
+    pub failed: u32,
     /// Sends made.
     pub sends: u32,
     /// Creation time (ms since the epoch); also the code's time input.
@@ -168,6 +171,14 @@ impl Challenge {
         }
     }
 
+    /// Whether checks have closed the challenge: every check is used and every counted one has failed. A check
+    /// that arrives over the limit while an earlier one is still comparing its code does not close it, so the
+    /// right code in that earlier check still passes, whatever order concurrent checks finish in. (The Redis
+    /// scripts `begin_check.lua` and `finish_check.lua` apply the same rule; a model-based test keeps them in step.)
+    pub fn checks_exhausted(&self, policy: &Policy) -> bool {
+        self.checks >= policy.max_checks && self.failed >= self.checks
+    }
+
     /// The stored form: flat string fields (a Redis hash, or a map in memory).
     pub fn to_fields(&self) -> Vec<(&'static str, String)> {
         let mut f = vec![
@@ -180,6 +191,7 @@ impl Challenge {
             ("channel", self.channel.as_str().into()),
             ("status", self.status.as_str().into()),
             ("checks", self.checks.to_string()),
+            ("failed", self.failed.to_string()),
             ("sends", self.sends.to_string()),
             ("created", self.created_ms.to_string()),
             ("expires", self.expires_ms.to_string()),
@@ -211,6 +223,8 @@ impl Challenge {
             channel: Channel::parse(m.get("channel")?)?,
             status: Status::parse(m.get("status")?)?,
             checks: u("checks")?,
+            // Challenges stored before the field existed count as having no settled failures.
+            failed: m.get("failed").map_or(Some(0), |v| v.parse().ok())?,
             sends: u("sends")?,
             created_ms: n("created")?,
             expires_ms: n("expires")?,

@@ -222,6 +222,7 @@ impl PhoneProof {
             channel,
             status: Status::Pending,
             checks: 0,
+            failed: 0,
             sends: 1,
             created_ms: now,
             expires_ms: now + self.code_ttl_ms,
@@ -297,6 +298,23 @@ impl PhoneProof {
             CheckStart::NotFound => return Err(PhoneProofError::NotFound),
             CheckStart::Blocked => return Err(PhoneProofError::Blocked),
             CheckStart::Closed(c) => return self.closed_verdict(caller, &c).await,
+            CheckStart::NoChecksLeft(c) => {
+                return self
+                    .issue(
+                        caller,
+                        &c,
+                        Outcome::Fail,
+                        1.0,
+                        vec![Reason {
+                            code: ReasonCode::MaxAttemptsReached,
+                            detail: "every check of the challenge is used; the last ones are still being \
+                                     decided, so its status stays pending until they are"
+                                .into(),
+                        }],
+                        None,
+                    )
+                    .await;
+            }
             CheckStart::Counted(c) => c,
         };
         let expected = self

@@ -188,6 +188,9 @@ impl ChallengeStore for MemoryStore {
             return Ok(CheckStart::NotFound);
         };
         if c.checks >= policy.max_checks {
+            if !c.checks_exhausted(policy) {
+                return Ok(CheckStart::NoChecksLeft(Box::new(c.clone())));
+            }
             c.status = Status::MaxAttemptsReached;
             return Ok(CheckStart::Closed(Box::new(c.clone())));
         }
@@ -218,7 +221,8 @@ impl ChallengeStore for MemoryStore {
             }
             return Ok(CheckEnd::Approved(Box::new(c)));
         }
-        if c.status == Status::Pending && c.checks >= policy.max_checks {
+        c.failed = c.failed.saturating_add(1);
+        if c.status == Status::Pending && c.checks_exhausted(policy) {
             c.status = Status::MaxAttemptsReached;
         }
         let c = c.clone();

@@ -61,6 +61,9 @@ pub enum CheckStart {
     Blocked,
     /// The challenge is not pending (its effective status is stored, so expiry is recorded).
     Closed(Box<Challenge>),
+    /// Every check is counted and some are still comparing their codes; nothing was counted. The challenge stays
+    /// pending until they finish, and closes as `max_attempts_reached` only if all of them fail.
+    NoChecksLeft(Box<Challenge>),
     /// One check was counted; compare the code, then call [`ChallengeStore::finish_check`].
     Counted(Box<Challenge>),
 }
@@ -72,7 +75,8 @@ pub enum CheckEnd {
     Approved(Box<Challenge>),
     /// The code matched but the challenge had already left `pending` (a concurrent check won, or it was canceled).
     Closed(Box<Challenge>),
-    /// Wrong code; the challenge as it stands now (pending, or `max_attempts_reached` on the last check).
+    /// Wrong code; the challenge as it stands now (pending, or `max_attempts_reached` once every check is used
+    /// and every counted one has failed).
     Rejected {
         /// The challenge.
         challenge: Box<Challenge>,

@@ -203,6 +203,7 @@ impl ChallengeStore for RedisStore {
             "notfound" => Ok(CheckStart::NotFound),
             "blocked" => Ok(CheckStart::Blocked),
             "closed" => Ok(CheckStart::Closed(boxed(fields)?)),
+            "no_checks_left" => Ok(CheckStart::NoChecksLeft(boxed(fields)?)),
             "counted" => Ok(CheckStart::Counted(boxed(fields)?)),
             other => Err(StoreError::Unavailable(format!(
                 "unexpected check reply {other}"

@@ -1,5 +1,7 @@
 //! The challenge state machine end to end, against each store backend.
 
+use std::sync::Arc;
+
 use idv_shared::audit::{Jwks, jws};
 use serde_json::Value;
 
@@ -296,4 +298,61 @@ async fn other_tenants_see_nothing(backend: Backend) {
         "pass",
         "nothing was counted"
     );
+}
+
+/// Many concurrent checks carrying the right code: the one counted check that compares first approves, every other
+/// answer is a `fail`, and no trial ends with zero passes (a counted right code is never closed out by a check that
+/// arrived over the limit while it was still being compared). Multi-threaded, so the server's steps interleave.
+async fn fifty_concurrent_right_codes_pass_exactly_once(backend: Backend) {
+    const TRIALS: usize = 20;
+    const CONCURRENT: usize = 50;
+    let app = Arc::new(
+        spawn_app_with(backend, |c, s| {
+            s.number_max_challenges = 100;
+            c.rate_limit.requests_per_second = 10_000.0;
+            c.rate_limit.burst = 10_000.0;
+            c.http.max_in_flight = 1024;
+        })
+        .await,
+    );
+    let token = app.token();
+    let mut passes = Vec::with_capacity(TRIALS);
+    for _ in 0..TRIALS {
+        let id = app.challenge(&token, NUMBER).await;
+        let code = app.code(&id);
+        let tasks: Vec<_> = (0..CONCURRENT)
+            .map(|_| {
+                let (app, token, id, code) = (app.clone(), token.clone(), id.clone(), code.clone());
+                tokio::spawn(async move { app.verdict(&token, &id, &code).await })
+            })
+            .collect();
+        let mut pass = 0;
+        for t in tasks {
+            let v = t.await.unwrap();
+            match v["verdict"].as_str().unwrap() {
+                "pass" => pass += 1,
+                "fail" => {
+                    let reason = v["reasons"][0]["code"].as_str().unwrap();
+                    assert!(
+                        ["already_verified", "max_attempts_reached"].contains(&reason),
+                        "{v}"
+                    );
+                }
+                other => panic!("unexpected verdict {other}: {v}"),
+            }
+        }
+        passes.push(pass);
+    }
+    assert_eq!(passes, vec![1; TRIALS], "passes per trial");
+}
+
+mod concurrent {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory() {
+        super::fifty_concurrent_right_codes_pass_exactly_once(super::Backend::Memory).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis() {
+        super::fifty_concurrent_right_codes_pass_exactly_once(super::Backend::Redis).await;
+    }
 }

@@ -7,4 +7,5 @@ mod flow;
 mod helpers;
 mod limits;
 mod redis_ops;
+mod store_model;
 mod webhook;

@@ -1,4 +1,4 @@
--- Record a check's comparison: approve (only from pending) or count a failure for the number.
+-- Record a check's comparison: approve (only from pending) or count a failure for the challenge and the number.
 -- KEYS: challenge, number fails counter, number blocked flag
 -- ARGV: matched ('1'/'0'), now, max_checks, block_after, fails_ttl_ms
 -- Reply: {tag, challenge fields}; tag is approved | closed | rejected:0 | rejected:1 (1 = this failure blocked)
@@ -12,7 +12,9 @@ if ARGV[1] == '1' then
   return {'approved', redis.call('HGETALL', KEYS[1])}
 end
 local checks = tonumber(redis.call('HGET', KEYS[1], 'checks'))
-if status == 'pending' and checks >= tonumber(ARGV[3]) then
+local failed = redis.call('HINCRBY', KEYS[1], 'failed', 1)
+-- Challenge::checks_exhausted: every check used and every counted one failed.
+if status == 'pending' and checks >= tonumber(ARGV[3]) and failed >= checks then
   redis.call('HSET', KEYS[1], 'status', 'max_attempts_reached')
 end
 local fails = redis.call('INCR', KEYS[2])
