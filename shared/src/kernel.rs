@@ -96,7 +96,8 @@ impl Kernel {
                 let issuer = config.auth.issuer.clone().ok_or_else(|| {
                     KernelError::Config("auth.issuer is required when auth.jwks is set".into())
                 })?;
-                let jwks = JwksSource::from_location(location)
+                let min_refetch = Duration::from_secs(config.auth.jwks_min_refetch_secs);
+                let jwks = JwksSource::from_location(location, min_refetch)
                     .await
                     .map_err(|e| KernelError::Auth(e.to_string()))?;
                 (
@@ -158,12 +159,18 @@ impl Kernel {
         }
     }
 
-    /// Re-reads audit keys and runs the registered reload hooks.
+    /// Re-reads audit keys and a gateway key file, and runs the registered reload hooks.
     pub fn reload(&self) {
         match self.auditor.reload_keys() {
             Ok(kid) => tracing::info!(active_kid = %kid, "audit keys reloaded"),
             Err(e) => {
                 tracing::error!(error = %e, "audit key reload failed; keeping the current keys")
+            }
+        }
+        match self.auth.reload_keys() {
+            Ok(keys) => tracing::info!(keys, "gateway keys reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "gateway key reload failed; keeping the current keys")
             }
         }
         if let Ok(hooks) = self.reload_hooks.lock() {

@@ -6,7 +6,7 @@
 //! a tenant, scopes and the residency regions the caller may use.
 
 pub mod dev;
-mod jwks;
+pub mod jwks;
 
 use std::{marker::PhantomData, sync::Arc};
 
@@ -17,7 +17,7 @@ use axum::{
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
-pub use jwks::JwksSource;
+pub use jwks::{JwksError, JwksSource};
 
 use crate::{
     error::{ApiError, ErrorCode},
@@ -41,6 +41,8 @@ pub struct AuthSettings {
     pub max_lifetime_secs: i64,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
     pub leeway_secs: u64,
+    /// Least time between JWKS fetches triggered by tokens naming an unknown key, in seconds.
+    pub jwks_min_refetch_secs: u64,
 }
 
 impl Default for AuthSettings {
@@ -50,6 +52,7 @@ impl Default for AuthSettings {
             jwks: None,
             max_lifetime_secs: 15 * 60,
             leeway_secs: 30,
+            jwks_min_refetch_secs: 10,
         }
     }
 }
@@ -157,6 +160,11 @@ impl Authenticator {
         &self.issuer
     }
 
+    /// Re-reads a file-backed gateway key set (SIGHUP); returns how many keys are in use.
+    pub fn reload_keys(&self) -> Result<usize, jwks::JwksError> {
+        self.jwks.reload()
+    }
+
     /// Authenticates an `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
         let value = authorization.ok_or_else(|| unauthorized("missing bearer token"))?;
@@ -169,6 +177,7 @@ impl Authenticator {
             ));
         }
         let token = token.trim();
+        refuse_critical_extensions(token)?;
         // An unknown `alg` (including `none`) does not even parse as a header.
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| unauthorized("malformed token or algorithm not allowed"))?;
@@ -216,13 +225,13 @@ impl Authenticator {
             })
         })?;
         let claims = data.claims;
-        let now = chrono::Utc::now().timestamp();
-        if claims.iat > now + self.leeway_secs as i64 {
-            return Err(unauthorized("token not yet valid (issued in the future)"));
-        }
-        if claims.exp - claims.iat > self.max_lifetime_secs {
-            return Err(unauthorized("token lifetime exceeds the maximum"));
-        }
+        check_lifetime(
+            claims.iat,
+            claims.exp,
+            chrono::Utc::now().timestamp(),
+            self.leeway_secs,
+            self.max_lifetime_secs,
+        )?;
         if claims.tenant.is_empty() || claims.tenant.len() > 128 {
             return Err(unauthorized("token tenant missing or too long"));
         }
@@ -238,6 +247,55 @@ impl Authenticator {
             scopes: claims.scope.into_vec(),
             regions,
         })
+    }
+}
+
+/// RFC 7515 §4.1.11: a header that lists critical extensions the recipient does not understand must be refused.
+/// This service understands none, so any `crit` (and any malformed header) is refused before anything else.
+fn refuse_critical_extensions(token: &str) -> Result<(), ApiError> {
+    use base64::Engine;
+    let header = token
+        .split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|raw| {
+            serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&raw).ok()
+        })
+        .ok_or_else(|| unauthorized("malformed token header"))?;
+    if header.contains_key("crit") {
+        return Err(unauthorized(
+            "token header lists critical extensions (crit) this service does not understand",
+        ));
+    }
+    Ok(())
+}
+
+/// The lifetime rules, in checked arithmetic: claims are attacker-chosen integers, so `exp - iat` and
+/// `now + leeway` must not wrap (in a release build a wrapped difference would pass the cap).
+fn check_lifetime(
+    iat: i64,
+    exp: i64,
+    now: i64,
+    leeway_secs: u64,
+    max_lifetime_secs: i64,
+) -> Result<(), ApiError> {
+    let latest_iat = i64::try_from(leeway_secs)
+        .ok()
+        .and_then(|l| now.checked_add(l))
+        .unwrap_or(i64::MAX);
+    if iat > latest_iat {
+        return Err(unauthorized("token not yet valid (issued in the future)"));
+    }
+    match exp.checked_sub(iat) {
+        Some(lifetime) if (0..=max_lifetime_secs).contains(&lifetime) => Ok(()),
+        Some(lifetime) if lifetime > max_lifetime_secs => {
+            Err(unauthorized("token lifetime exceeds the maximum"))
+        }
+        _ => Err(unauthorized("token exp and iat do not form a lifetime")),
     }
 }
 

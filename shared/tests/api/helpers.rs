@@ -65,6 +65,7 @@ async fn probe(
 
 pub struct Options {
     pub backend: Backend,
+    pub auth: idv_shared::auth::AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub data_dir: Option<std::path::PathBuf>,
     /// Points the S3 regions at a port where nothing listens.
@@ -75,6 +76,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             backend: Backend::Folder,
+            auth: idv_shared::auth::AuthSettings::default(),
             rate_limit: RateLimitSettings::default(),
             data_dir: None,
             dead_store: false,
@@ -121,6 +123,7 @@ pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::Tcp
     config.data_dir = opts.data_dir.unwrap_or_else(|| dir.path().to_owned());
     config.artifacts.image_max_bytes = 1024 * 1024;
     config.rate_limit = opts.rate_limit;
+    config.auth = opts.auth;
     config.log.format = "pretty".into();
     if opts.backend == Backend::S3 {
         let dead = opts.dead_store.then_some("http://127.0.0.1:9");

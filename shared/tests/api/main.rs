@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod gateway_keys;
 mod helpers;
 mod problems;
 mod residency;
