@@ -43,6 +43,7 @@ async fn main() {
             &dir.path().join("keys.json"),
             &dir.path().join("ledger.jsonl"),
             16_384,
+            idv_shared::config::AuditSettings::default().checkpoints(),
         )
         .unwrap(),
     );

@@ -89,6 +89,20 @@ pub struct AuditSettings {
     pub ledger_path: Option<PathBuf>,
     /// Appends that may wait for the ledger writer before callers wait for room.
     pub queue_capacity: usize,
+    /// Most ledger entries between two signed checkpoints.
+    pub checkpoint_every_entries: u64,
+    /// Longest an entry waits for a signed checkpoint, in seconds.
+    pub checkpoint_every_secs: u64,
+}
+
+impl AuditSettings {
+    /// The checkpoint rule these settings give.
+    pub fn checkpoints(&self) -> crate::audit::checkpoint::CheckpointPolicy {
+        crate::audit::checkpoint::CheckpointPolicy {
+            every_entries: self.checkpoint_every_entries.max(1),
+            every: std::time::Duration::from_secs(self.checkpoint_every_secs.max(1)),
+        }
+    }
 }
 
 impl Default for AuditSettings {
@@ -97,6 +111,8 @@ impl Default for AuditSettings {
             keys_path: None,
             ledger_path: None,
             queue_capacity: 16_384,
+            checkpoint_every_entries: 1000,
+            checkpoint_every_secs: 60,
         }
     }
 }

@@ -130,6 +130,7 @@ impl Kernel {
             &config.audit_keys_path(),
             &config.ledger_path(service),
             config.audit.queue_capacity,
+            config.audit.checkpoints(),
         )?;
         tracing::info!(?stores, ledger = %auditor.ledger_path().display(), "kernel ready");
         Ok(Self {

@@ -4,7 +4,9 @@
 //! `hash = sha256("<seq>\n<prev>\n<record as written>")` and `prev` is the previous entry's hash (64 zeros for
 //! the first). Appends go through one writer thread that batches whatever is queued into a single write and a
 //! single `fsync` (group commit), and answers each caller only after that `fsync`: a verdict is never sent
-//! before its entry is durable, and concurrent verdicts share the cost of the sync.
+//! before its entry is durable, and concurrent verdicts share the cost of the sync. With [`Checkpoints`] the
+//! writer also signs the chain head at intervals (see [`super::checkpoint`]); verification is in
+//! [`super::verify`].
 
 use std::{
     fs::{File, OpenOptions},
@@ -12,12 +14,16 @@ use std::{
     path::{Path, PathBuf},
     sync::Mutex,
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
+
+use super::checkpoint::{self, CHECKPOINT_TYP, CheckpointClaims, Checkpoints};
+pub use super::verify::{Verification, verify_file};
 
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -50,17 +56,17 @@ pub fn entry_hash(seq: u64, prev: &str, record_json: &str) -> String {
     hex::encode(h.finalize())
 }
 
-fn format_line(seq: u64, prev: &str, record_json: &str, hash: &str) -> String {
+pub(crate) fn format_line(seq: u64, prev: &str, record_json: &str, hash: &str) -> String {
     format!("{{\"seq\":{seq},\"prev\":\"{prev}\",\"record\":{record_json},\"hash\":\"{hash}\"}}\n")
 }
 
 #[derive(Deserialize)]
-struct Line<'a> {
-    seq: u64,
-    prev: String,
+pub(crate) struct Line<'a> {
+    pub(crate) seq: u64,
+    pub(crate) prev: String,
     #[serde(borrow)]
-    record: &'a RawValue,
-    hash: String,
+    pub(crate) record: &'a RawValue,
+    pub(crate) hash: String,
 }
 
 /// Where the chain stands: the last entry's number and hash.
@@ -70,85 +76,6 @@ pub struct ChainHead {
     pub seq: u64,
     /// Hash of the last entry ([`GENESIS`] when empty).
     pub hash: String,
-}
-
-/// The outcome of verifying a ledger file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verification {
-    /// Every entry checks out.
-    Intact {
-        /// Number of entries.
-        entries: u64,
-        /// The head.
-        head: ChainHead,
-    },
-    /// The first entry that does not.
-    Broken {
-        /// 1-based line number.
-        line: u64,
-        /// The entry's `seq` if it could be read.
-        seq: Option<u64>,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Verifies a ledger file from the start and names the first broken entry.
-pub fn verify_file(path: &Path) -> Result<Verification, std::io::Error> {
-    let reader = BufReader::new(File::open(path)?);
-    let mut head = ChainHead {
-        seq: 0,
-        hash: GENESIS.to_owned(),
-    };
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line_no = i as u64 + 1;
-        let raw = line?;
-        let broken = |seq, reason: &str| Verification::Broken {
-            line: line_no,
-            seq,
-            reason: reason.to_owned(),
-        };
-        let Ok(text) = std::str::from_utf8(&raw) else {
-            return Ok(broken(None, "not UTF-8"));
-        };
-        let Ok(entry) = serde_json::from_str::<Line<'_>>(text) else {
-            return Ok(broken(None, "not a ledger entry"));
-        };
-        if entry.seq != head.seq + 1 {
-            return Ok(broken(
-                Some(entry.seq),
-                &format!("expected seq {}", head.seq + 1),
-            ));
-        }
-        if entry.prev != head.hash {
-            return Ok(broken(
-                Some(entry.seq),
-                "prev does not match the previous entry's hash",
-            ));
-        }
-        let expected = entry_hash(entry.seq, &entry.prev, entry.record.get());
-        if entry.hash != expected {
-            return Ok(broken(
-                Some(entry.seq),
-                "hash does not match the entry's content",
-            ));
-        }
-        // The line must be exactly what the writer would write: no edits hidden in whitespace.
-        if format_line(entry.seq, &entry.prev, entry.record.get(), &entry.hash)
-            .trim_end_matches('\n')
-            != text
-        {
-            return Ok(broken(Some(entry.seq), "line is not in canonical form"));
-        }
-        head = ChainHead {
-            seq: entry.seq,
-            hash: entry.hash,
-        };
-    }
-    Ok(Verification::Intact {
-        entries: head.seq,
-        head,
-    })
 }
 
 struct Append {
@@ -170,12 +97,30 @@ impl std::fmt::Debug for Ledger {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger at `path` and starts its writer.
+    /// Opens (or creates) the ledger at `path` and starts its writer, without checkpoints.
     ///
     /// A trailing partial line (a crash in the middle of a write that was never acknowledged) is cut off;
     /// every acknowledged entry ends in a newline and survives. The chain itself is not re-verified here:
     /// that is `idvctl ledger verify`'s job and would make start-up linear in the ledger's size.
     pub fn open(path: &Path, queue_capacity: usize) -> Result<Self, LedgerError> {
+        Self::start(path, queue_capacity, None)
+    }
+
+    /// Opens the ledger like [`Ledger::open`], with signed checkpoints. Entries a crash left without a
+    /// checkpoint are covered by one at once.
+    pub fn open_with_checkpoints(
+        path: &Path,
+        queue_capacity: usize,
+        checkpoints: Checkpoints,
+    ) -> Result<Self, LedgerError> {
+        Self::start(path, queue_capacity, Some(checkpoints))
+    }
+
+    fn start(
+        path: &Path,
+        queue_capacity: usize,
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<Self, LedgerError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -184,11 +129,23 @@ impl Ledger {
             .append(true)
             .create(true)
             .open(path)?;
-        let head = recover_head(&mut file, path)?;
+        let (head, uncovered) = recover_head(&mut file, path)?;
+        // The writer waits on the queue with a timeout (the time rule of checkpoints), so it runs a small
+        // timer-only runtime of its own.
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
+        let writer = Writer {
+            file,
+            head,
+            checkpoints,
+            uncovered,
+            last_checkpoint: Instant::now(),
+        };
         let thread = std::thread::Builder::new()
             .name("audit-ledger".into())
-            .spawn(move || writer_loop(file, head, rx))?;
+            .spawn(move || writer.run(rx, &timer))?;
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
@@ -216,7 +173,7 @@ impl Ledger {
         }
     }
 
-    /// Stops taking appends, lets the writer commit everything queued, and waits for it.
+    /// Stops taking appends, lets the writer commit everything queued (and its last checkpoint), and waits.
     pub fn shutdown(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
@@ -241,12 +198,14 @@ impl Drop for Ledger {
     }
 }
 
-/// Finds the last complete entry and cuts off a trailing partial line.
-fn recover_head(file: &mut File, path: &Path) -> Result<ChainHead, LedgerError> {
+/// Finds the last complete entry, counts the entries after the last checkpoint, and cuts off a trailing
+/// partial line.
+fn recover_head(file: &mut File, path: &Path) -> Result<(ChainHead, u64), LedgerError> {
     let mut head = ChainHead {
         seq: 0,
         hash: GENESIS.to_owned(),
     };
+    let mut uncovered = 0u64;
     let mut good_len = 0u64;
     file.seek(SeekFrom::Start(0))?;
     let mut reader = BufReader::new(&mut *file);
@@ -258,6 +217,11 @@ fn recover_head(file: &mut File, path: &Path) -> Result<ChainHead, LedgerError> 
             break;
         }
         if let Ok(line) = serde_json::from_slice::<Line<'_>>(&buf) {
+            if checkpoint::parse_record(line.record.get()).is_some() {
+                uncovered = 0;
+            } else {
+                uncovered += 1;
+            }
             head = ChainHead {
                 seq: line.seq,
                 hash: line.hash,
@@ -271,39 +235,130 @@ fn recover_head(file: &mut File, path: &Path) -> Result<ChainHead, LedgerError> 
         file.set_len(good_len)?;
         file.sync_all()?;
     }
-    Ok(head)
+    Ok((head, uncovered))
 }
 
-fn writer_loop(mut file: File, mut head: ChainHead, mut rx: mpsc::Receiver<Append>) {
-    let mut batch = Vec::with_capacity(64);
-    let mut out = String::new();
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+/// The writer thread's state.
+struct Writer {
+    file: File,
+    head: ChainHead,
+    checkpoints: Option<Checkpoints>,
+    /// Entries since the last checkpoint.
+    uncovered: u64,
+    last_checkpoint: Instant,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Append>, timer: &tokio::runtime::Runtime) {
+        let mut batch = Vec::with_capacity(64);
+        self.commit(&mut batch, true);
+        loop {
+            let wait = self.until_checkpoint_due();
+            let next = timer.block_on(async {
+                match wait {
+                    Some(wait) => tokio::time::timeout(wait, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                }
+            });
+            match next {
+                Some(Some(first)) => batch.push(first),
+                // Shut down: cover what is left with a last checkpoint.
+                Some(None) => {
+                    self.commit(&mut batch, true);
+                    return;
+                }
+                // Timed out: the time rule is due.
+                None => {}
+            }
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch, false);
+        }
+    }
+
+    /// How long until uncovered entries are owed a checkpoint; `None` when nothing is owed.
+    fn until_checkpoint_due(&self) -> Option<Duration> {
+        let c = self.checkpoints.as_ref()?;
+        (self.uncovered > 0).then(|| {
+            c.policy
+                .every
+                .saturating_sub(self.last_checkpoint.elapsed())
+        })
+    }
+
+    /// The line of a checkpoint over the current head, advancing the head; `None` if signing failed.
+    fn checkpoint_line(&mut self) -> Option<String> {
+        let c = self.checkpoints.as_ref()?;
+        let claims = CheckpointClaims {
+            typ: CHECKPOINT_TYP.into(),
+            seq: self.head.seq,
+            hash: self.head.hash.clone(),
+            at: chrono::Utc::now().timestamp(),
+            every: c.policy.every_entries.max(1),
+        };
+        let Some(token) = (c.sign)(&claims) else {
+            tracing::error!(
+                "could not sign a ledger checkpoint; trying again with the next entries"
+            );
+            return None;
+        };
+        let record = checkpoint::record(&token);
+        let seq = self.head.seq + 1;
+        let hash = entry_hash(seq, &self.head.hash, &record);
+        let line = format_line(seq, &self.head.hash, &record, &hash);
+        self.head = ChainHead { seq, hash };
+        self.uncovered = 0;
+        self.last_checkpoint = Instant::now();
+        Some(line)
+    }
+
+    /// Writes the batch (with the checkpoints it is owed) in one write and one `fsync`, then answers each
+    /// caller. `close` also covers whatever remains uncovered (opening after a crash, shutting down).
+    fn commit(&mut self, batch: &mut Vec<Append>, close: bool) {
+        let every_entries = self
+            .checkpoints
+            .as_ref()
+            .map_or(u64::MAX, |c| c.policy.every_entries.max(1));
+        let start = (self.head.clone(), self.uncovered, self.last_checkpoint);
+        let mut out = String::new();
+        let mut seqs = Vec::with_capacity(batch.len());
+        for append in batch.iter() {
+            let seq = self.head.seq + 1;
+            let hash = entry_hash(seq, &self.head.hash, &append.record);
+            out.push_str(&format_line(seq, &self.head.hash, &append.record, &hash));
+            self.head = ChainHead { seq, hash };
+            self.uncovered += 1;
+            seqs.push(seq);
+            if self.uncovered >= every_entries
+                && let Some(line) = self.checkpoint_line()
+            {
+                out.push_str(&line);
             }
         }
-        out.clear();
-        let start = head.clone();
-        let mut seqs = Vec::with_capacity(batch.len());
-        for append in &batch {
-            let seq = head.seq + 1;
-            let hash = entry_hash(seq, &head.hash, &append.record);
-            out.push_str(&format_line(seq, &head.hash, &append.record, &hash));
-            head = ChainHead { seq, hash };
-            seqs.push(seq);
+        if self
+            .until_checkpoint_due()
+            .is_some_and(|d| close || d.is_zero())
+            && let Some(line) = self.checkpoint_line()
+        {
+            out.push_str(&line);
         }
-        let started = std::time::Instant::now();
-        let written = file.metadata().and_then(|m| {
+        if out.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let written = self.file.metadata().and_then(|m| {
             let before = m.len();
-            let res = file
+            let res = self
+                .file
                 .write_all(out.as_bytes())
-                .and_then(|()| file.sync_data());
+                .and_then(|()| self.file.sync_data());
             if res.is_err() {
                 // Undo a partial write so the file stays a valid chain and later appends link to it.
-                let _ = file.set_len(before);
+                let _ = self.file.set_len(before);
             }
             res
         });
@@ -316,7 +371,7 @@ fn writer_loop(mut file: File, mut head: ChainHead, mut rx: mpsc::Receiver<Appen
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit ledger write failed");
-                head = start;
+                (self.head, self.uncovered, self.last_checkpoint) = start;
                 for append in batch.drain(..) {
                     let _ = append.done.send(Err(e.to_string()));
                 }

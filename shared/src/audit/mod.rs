@@ -1,7 +1,9 @@
 //! Signed audit tokens and the audit ledger, joined in the [`Auditor`]: the only way a verdict is made.
 
+pub mod checkpoint;
 pub mod jws;
 pub mod ledger;
+pub mod verify;
 
 use std::{
     path::{Path, PathBuf},
@@ -12,6 +14,7 @@ use std::{
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
+pub use checkpoint::{CheckpointPolicy, Checkpoints, HeadSigner};
 pub use jws::{Jwk, Jwks, KeyRing};
 pub use ledger::{Ledger, Verification};
 
@@ -60,7 +63,8 @@ struct LedgerRecord<'a> {
 /// Signs verdicts and records them in the ledger before they are returned.
 pub struct Auditor {
     service: ServiceName,
-    keys: RwLock<Arc<KeyRing>>,
+    /// Shared with the ledger writer, which signs checkpoints with the active key.
+    keys: Arc<RwLock<Arc<KeyRing>>>,
     keys_path: PathBuf,
     ledger: Ledger,
 }
@@ -86,18 +90,34 @@ pub enum AuditSetupError {
 }
 
 impl Auditor {
-    /// Opens the key ring (creating it on first run) and the ledger.
+    /// Opens the key ring (creating it on first run) and the ledger, which signs checkpoints with that ring.
     pub fn open(
         service: ServiceName,
         keys_path: &Path,
         ledger_path: &Path,
         queue_capacity: usize,
+        checkpoints: CheckpointPolicy,
     ) -> Result<Self, AuditSetupError> {
-        let keys = KeyRing::load_or_create(keys_path)?;
-        let ledger = Ledger::open(ledger_path, queue_capacity)?;
+        let keys = Arc::new(RwLock::new(Arc::new(KeyRing::load_or_create(keys_path)?)));
+        let signer = keys.clone();
+        let sign: HeadSigner = Box::new(move |claims| {
+            let ring = match signer.read() {
+                Ok(k) => k.clone(),
+                Err(poisoned) => poisoned.into_inner().clone(),
+            };
+            Some(ring.sign(claims))
+        });
+        let ledger = Ledger::open_with_checkpoints(
+            ledger_path,
+            queue_capacity,
+            Checkpoints {
+                policy: checkpoints,
+                sign,
+            },
+        )?;
         Ok(Self {
             service,
-            keys: RwLock::new(Arc::new(keys)),
+            keys,
             keys_path: keys_path.to_owned(),
             ledger,
         })

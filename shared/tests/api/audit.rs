@@ -63,11 +63,11 @@ fn ledger_vids(path: &std::path::Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .map(|l| {
+        // Checkpoint entries carry no verdict.
+        .filter_map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap()["record"]["vid"]
                 .as_str()
-                .unwrap()
-                .to_owned()
+                .map(str::to_owned)
         })
         .collect()
 }
@@ -82,9 +82,14 @@ async fn flipping_one_byte_of_a_ledger_entry_is_reported_at_that_entry() {
     }
     let path = app.kernel.auditor.ledger_path().to_owned();
     app.kernel.auditor.shutdown();
+    // Six verdicts and the checkpoint signed at shutdown.
     assert!(matches!(
         verify_file(&path).unwrap(),
-        Verification::Intact { entries: 6, .. }
+        Verification::Intact {
+            entries: 7,
+            checkpoints: 1,
+            ..
+        }
     ));
     assert_eq!(ledger_vids(&path).len(), 6);
 
@@ -139,7 +144,7 @@ struct Child {
     token: String,
     artifact: String,
     ledger_path: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 async fn start_child() -> Child {
@@ -166,7 +171,7 @@ async fn start_child() -> Child {
         artifact: read("artifact"),
         ledger_path: PathBuf::from(read("ledger-path")),
         process,
-        _dir: dir,
+        dir,
     }
 }
 
@@ -252,6 +257,21 @@ fn assert_all_recorded(answered: &[String], ledger_path: &std::path::Path) -> u6
     entries
 }
 
+/// Every checkpoint the child signed verifies against its audit keys; returns the entries left uncovered.
+fn assert_checkpoints_verify(child: &Child) -> u64 {
+    let keys = KeyRing::load(&child.dir.path().join("audit").join("keys.json"))
+        .unwrap()
+        .jwks();
+    let anchors = idv_shared::audit::verify::Anchors {
+        keys: &keys,
+        max_gap: 1000,
+    };
+    match idv_shared::audit::verify::verify_file_anchored(&child.ledger_path, anchors).unwrap() {
+        Verification::Intact { unanchored, .. } => unanchored,
+        broken => panic!("checkpoints do not verify: {broken:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_after_responses_never_loses_a_ledger_entry() {
     let mut child = start_child().await;
@@ -263,6 +283,7 @@ async fn kill_9_after_responses_never_loses_a_ledger_entry() {
     // What a restart does: reopen (cutting an unacknowledged partial line), then verify the chain.
     Ledger::open(&child.ledger_path, 8).unwrap().shutdown();
     let entries = assert_all_recorded(&answered, &child.ledger_path);
+    assert_checkpoints_verify(&child);
     println!(
         "kill -9: answered {} verdicts; ledger holds {entries}",
         answered.len()
@@ -291,6 +312,11 @@ async fn sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole() {
     );
     // No restart repair here: a graceful stop must leave every line complete and the chain intact as is.
     let entries = assert_all_recorded(&answered, &child.ledger_path);
+    let unanchored = assert_checkpoints_verify(&child);
+    assert_eq!(
+        unanchored, 0,
+        "the checkpoint at shutdown covers every entry"
+    );
     println!(
         "SIGTERM: answered {} verdicts; ledger holds {entries}",
         answered.len()

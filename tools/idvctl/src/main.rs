@@ -14,6 +14,7 @@ use idv_shared::{
     audit::{
         AuditClaims, KeyRing, jws,
         ledger::{Verification, verify_file},
+        verify::{Anchors, verify_file_anchored},
     },
     auth::dev::{DevIssuer, MintRequest},
     config::{self, NoSettings},
@@ -130,10 +131,18 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum LedgerCommand {
-    /// Verifies a ledger's hash chain and names the first broken entry (exit code 1 when broken).
+    /// Verifies a ledger's hash chain and names the first broken entry (exit code 1 when broken). With
+    /// `--jwks`, also every signed checkpoint: a history rewritten with recomputed hashes, or stripped of its
+    /// checkpoints, fails at the first entry after the last checkpoint that still signs the chain.
     Verify {
         /// The ledger file.
         path: PathBuf,
+        /// The service's audit keys: its `/.well-known/jwks.json` URL or a file holding that document.
+        #[arg(long)]
+        jwks: Option<String>,
+        /// Most entries allowed before the first checkpoint (the services' `AUDIT__CHECKPOINT_EVERY_ENTRIES`).
+        #[arg(long, default_value_t = 1000)]
+        max_gap: u64,
     },
 }
 
@@ -260,17 +269,53 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Ledger {
-            command: LedgerCommand::Verify { path },
-        } => match verify_file(&path).with_context(|| format!("read {}", path.display()))? {
-            Verification::Intact { entries, head } => {
-                println!("OK: {entries} entries, chain intact, head {}", head.hash);
+            command:
+                LedgerCommand::Verify {
+                    path,
+                    jwks,
+                    max_gap,
+                },
+        } => {
+            let keys = match &jwks {
+                Some(location) => Some(fetch_jwks(location).await?),
+                None => None,
+            };
+            let verification = match &keys {
+                Some(keys) => verify_file_anchored(&path, Anchors { keys, max_gap }),
+                None => verify_file(&path),
             }
-            Verification::Broken { line, seq, reason } => {
-                let seq = seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
-                println!("BROKEN at line {line}{seq}: {reason}");
-                std::process::exit(1);
-            }
-        },
+            .with_context(|| format!("read {}", path.display()))?;
+            report_ledger(verification, keys.is_some());
+        }
     }
     Ok(())
+}
+
+/// Prints a ledger verification; exits 1 when it is broken.
+fn report_ledger(verification: Verification, anchored: bool) {
+    match verification {
+        Verification::Intact {
+            entries,
+            head,
+            checkpoints,
+            unanchored,
+        } => {
+            println!("OK: {entries} entries, chain intact, head {}", head.hash);
+            if anchored {
+                println!(
+                    "{checkpoints} signed checkpoints verified; {unanchored} entries after the last one are not \
+                     yet covered by a signature"
+                );
+            } else {
+                println!(
+                    "{checkpoints} checkpoints not checked: pass --jwks to detect a rewritten history"
+                );
+            }
+        }
+        Verification::Broken { line, seq, reason } => {
+            let seq = seq.map(|s| format!(" (seq {s})")).unwrap_or_default();
+            println!("BROKEN at line {line}{seq}: {reason}");
+            std::process::exit(1);
+        }
+    }
 }

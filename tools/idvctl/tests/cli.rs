@@ -75,7 +75,14 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("audit/keys.json");
     let ledger = dir.path().join("ledger/face-match.jsonl");
-    let auditor = Auditor::open(ServiceName::FaceMatch, &keys, &ledger, 64).unwrap();
+    let auditor = Auditor::open(
+        ServiceName::FaceMatch,
+        &keys,
+        &ledger,
+        64,
+        idv_shared::config::AuditSettings::default().checkpoints(),
+    )
+    .unwrap();
     let draft = || VerdictDraft {
         service: ServiceName::FaceMatch,
         verdict: Outcome::Fail,
@@ -123,8 +130,54 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
     );
     assert!(!ok && out.contains("INVALID"), "{out}");
 
+    // Three verdicts and the checkpoint signed at shutdown.
     let (ok, out) = idvctl(dir.path(), &["ledger", "verify", ledger.to_str().unwrap()]);
-    assert!(ok && out.starts_with("OK: 3 entries"), "{out}");
+    assert!(ok && out.starts_with("OK: 4 entries"), "{out}");
+    let jwks_arg = jwks.to_str().unwrap();
+    let verify_signed = || {
+        idvctl(
+            dir.path(),
+            &[
+                "ledger",
+                "verify",
+                ledger.to_str().unwrap(),
+                "--jwks",
+                jwks_arg,
+            ],
+        )
+    };
+    let (ok, out) = verify_signed();
+    assert!(
+        ok && out.contains("1 signed checkpoints verified; 0 entries"),
+        "{out}"
+    );
+
+    // A rewritten history with every hash recomputed: whole as a chain, refused by its checkpoint.
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    let mut head = idv_shared::audit::ledger::GENESIS.to_owned();
+    let mut rewritten = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let record = serde_json::to_string(&v["record"]).unwrap();
+        let record = if i == 1 {
+            record.replacen("\"fail\"", "\"pass\"", 1)
+        } else {
+            record
+        };
+        let seq = i as u64 + 1;
+        let hash = idv_shared::audit::ledger::entry_hash(seq, &head, &record);
+        rewritten.push_str(&format!(
+            "{{\"seq\":{seq},\"prev\":\"{head}\",\"record\":{record},\"hash\":\"{hash}\"}}\n"
+        ));
+        head = hash;
+    }
+    std::fs::write(&ledger, rewritten).unwrap();
+    let (ok, out) = idvctl(dir.path(), &["ledger", "verify", ledger.to_str().unwrap()]);
+    assert!(ok, "the chain alone cannot tell: {out}");
+    let (ok, out) = verify_signed();
+    assert!(!ok && out.starts_with("BROKEN at line 1 (seq 1)"), "{out}");
+    std::fs::write(&ledger, &text).unwrap();
+
     let text = std::fs::read_to_string(&ledger).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     lines[1] = lines[1].replacen("\"fail\"", "\"pass\"", 1);
