@@ -392,7 +392,10 @@ where
         )
         .retry_after(1)
     };
+    // The documentation is merged before the layers, so its answers (and its 404s for unknown files) get a
+    // request id, metrics and problem+json like every other response.
     let router = router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", api.clone()))
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -412,8 +415,7 @@ where
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUlid))
         .layer(middleware::from_fn(crate::http::sanitize_request_id))
-        .with_state(state)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", api.clone()));
+        .with_state(state);
     (router, api)
 }
 

@@ -150,3 +150,34 @@ async fn request_ids_and_traceparent_are_propagated() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn documentation_answers_through_the_middleware_and_unknown_files_are_problems() {
+    let app = spawn_app().await;
+    for path in ["/openapi.json", "/docs/"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        assert!(res.headers().contains_key("x-request-id"), "{path}");
+    }
+    for path in [
+        "/docs/no-such-file.js",
+        "/docs/%2e%2e/%2e%2e/etc/passwd",
+        "/docs/..%2f..%2fCargo.toml",
+    ] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_problem(res, 404, "not_found").await;
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("/openapi.json"),
+        "documentation requests are counted"
+    );
+}
