@@ -177,6 +177,63 @@ impl Default for CommonConfig {
 }
 
 impl CommonConfig {
+    /// Refuses settings that would make the service refuse everything or grow without bound; the error names
+    /// the variable (`IDV_` or the service's own prefix) to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        fn at_least<T: PartialOrd + std::fmt::Display>(
+            name: &str,
+            value: T,
+            min: T,
+        ) -> Result<(), String> {
+            if value >= min {
+                Ok(())
+            } else {
+                Err(format!("IDV_{name} must be at least {min} (got {value})"))
+            }
+        }
+        let h = &self.http;
+        at_least("HTTP__MAX_IN_FLIGHT", h.max_in_flight, 1)?;
+        at_least("HTTP__BODY_LIMIT_BYTES", h.body_limit_bytes, 1)?;
+        at_least("HTTP__REQUEST_TIMEOUT_SECS", h.request_timeout_secs, 1)?;
+        let r = &self.rate_limit;
+        if !(r.requests_per_second.is_finite() && r.requests_per_second > 0.0) {
+            return Err(format!(
+                "IDV_RATE_LIMIT__REQUESTS_PER_SECOND must be a positive number (got {})",
+                r.requests_per_second
+            ));
+        }
+        if !(r.burst.is_finite() && r.burst >= 1.0) {
+            return Err(format!(
+                "IDV_RATE_LIMIT__BURST must be at least 1 (got {})",
+                r.burst
+            ));
+        }
+        at_least("RATE_LIMIT__MAX_KEYS", r.max_keys, 1)?;
+        at_least("AUTH__MAX_LIFETIME_SECS", self.auth.max_lifetime_secs, 1)?;
+        at_least("AUDIT__QUEUE_CAPACITY", self.audit.queue_capacity, 1)?;
+        at_least(
+            "AUDIT__CHECKPOINT_EVERY_ENTRIES",
+            self.audit.checkpoint_every_entries,
+            1,
+        )?;
+        at_least(
+            "AUDIT__CHECKPOINT_EVERY_SECS",
+            self.audit.checkpoint_every_secs,
+            1,
+        )?;
+        at_least(
+            "ARTIFACTS__IMAGE_MAX_BYTES",
+            self.artifacts.image_max_bytes,
+            1,
+        )?;
+        at_least(
+            "ARTIFACTS__JSON_MAX_BYTES",
+            self.artifacts.json_max_bytes,
+            1,
+        )?;
+        Ok(())
+    }
+
     /// Defaults for one service (its port).
     pub fn for_service(service: ServiceName) -> Self {
         Self {
@@ -306,5 +363,31 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn settings_that_would_refuse_everything_are_refused_naming_the_variable() {
+        let ok = CommonConfig::for_service(ServiceName::FaceMatch);
+        assert_eq!(ok.validate(), Ok(()));
+        type Breaks = fn(&mut CommonConfig);
+        let cases: [(&str, Breaks); 5] = [
+            ("IDV_HTTP__MAX_IN_FLIGHT", |c| c.http.max_in_flight = 0),
+            ("IDV_RATE_LIMIT__REQUESTS_PER_SECOND", |c| {
+                c.rate_limit.requests_per_second = 0.0
+            }),
+            ("IDV_RATE_LIMIT__BURST", |c| c.rate_limit.burst = 0.5),
+            ("IDV_RATE_LIMIT__REQUESTS_PER_SECOND", |c| {
+                c.rate_limit.requests_per_second = f64::NAN
+            }),
+            ("IDV_AUDIT__CHECKPOINT_EVERY_ENTRIES", |c| {
+                c.audit.checkpoint_every_entries = 0
+            }),
+        ];
+        for (variable, break_it) in cases {
+            let mut c = ok.clone();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err();
+            assert!(err.starts_with(variable), "{err}");
+        }
     }
 }

@@ -44,6 +44,8 @@ pub enum ErrorCode {
     StoreUnavailable,
     /// The service is at capacity; retry shortly.
     Overloaded,
+    /// A component of the service (models, engines) is not ready yet or has failed; `/readyz` names it.
+    NotReady,
     /// No challenge with that ID exists (phone-proof).
     ChallengeNotFound,
     /// The challenge has expired (phone-proof).
@@ -100,7 +102,9 @@ impl ErrorCode {
             Self::InvalidImage | Self::ModelRejected => StatusCode::UNPROCESSABLE_ENTITY,
             Self::UnsupportedMedia => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::StoreUnavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::Overloaded | Self::NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::ChallengeExpired => StatusCode::GONE,
             Self::InvalidPhoneNumber => StatusCode::BAD_REQUEST,
             Self::VoipNumberRefused | Self::PremiumNumberRefused | Self::IdempotencyConflict => {
@@ -129,6 +133,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::StoreUnavailable => "store_unavailable",
             Self::Overloaded => "overloaded",
+            Self::NotReady => "not_ready",
             Self::ChallengeNotFound => "challenge_not_found",
             Self::ChallengeExpired => "challenge_expired",
             Self::InvalidPhoneNumber => "invalid_phone_number",
@@ -163,6 +168,7 @@ impl ErrorCode {
             Self::RateLimited => "Rate limited",
             Self::StoreUnavailable => "Store unavailable",
             Self::Overloaded => "Overloaded",
+            Self::NotReady => "Not ready",
             Self::ChallengeNotFound => "Challenge not found",
             Self::ChallengeExpired => "Challenge expired",
             Self::InvalidPhoneNumber => "Invalid phone number",

@@ -89,6 +89,7 @@ impl std::fmt::Debug for Kernel {
 impl Kernel {
     /// Builds the kernel from configuration: opens stores, keys and ledger, loads the gateway key set.
     pub async fn build(service: ServiceName, config: CommonConfig) -> Result<Self, KernelError> {
+        config.validate().map_err(KernelError::Config)?;
         std::fs::create_dir_all(&config.data_dir)?;
         crate::metrics::init();
         let (auth, dev_issuer) = match &config.auth.jwks {
@@ -293,7 +294,7 @@ async fn readyz(State(kernel): State<Arc<Kernel>>) -> Result<axum::Json<Health>,
     };
     if !waiting.is_empty() {
         return Err(ApiError::new(
-            ErrorCode::Overloaded,
+            ErrorCode::NotReady,
             format!("not ready: {}", waiting.join(", ")),
         )
         .retry_after(5));
@@ -428,10 +429,30 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(service = %kernel.service, %addr, "listening");
     spawn_reload_on_sighup(kernel.clone());
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("in-flight requests finished; flushing the audit ledger");
+    let grace = Duration::from_secs(kernel.config.http.shutdown_grace_secs);
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    // In-flight requests get `http.shutdown_grace_secs` after the signal; then the server is dropped, and a
+    // request cut off there never got its verdict (every answered verdict is in the ledger already).
+    let grace_over = async move {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server.into_future() => {
+            served?;
+            tracing::info!("in-flight requests finished; flushing the audit ledger");
+        }
+        () = grace_over => {
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace period over; requests still in flight were dropped");
+        }
+    }
     kernel.auditor.shutdown();
     Ok(())
 }

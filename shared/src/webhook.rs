@@ -52,7 +52,12 @@ pub fn verify(
     let Ok(ts) = timestamp.parse::<i64>() else {
         return false;
     };
-    if (now - ts).abs() > TOLERANCE_SECS {
+    // The timestamp comes from a header: `now - ts` must not overflow (nor `abs` of `i64::MIN`).
+    if now
+        .checked_sub(ts)
+        .and_then(i64::checked_abs)
+        .is_none_or(|skew| skew > TOLERANCE_SECS)
+    {
         return false;
     }
     secrets.iter().any(|secret| {
@@ -61,4 +66,46 @@ pub fn verify(
             .split(' ')
             .any(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_the_integers_is_refused_without_overflow() {
+        let secret = SigningSecret::parse(&format!("whsec_{}", B64.encode([7u8; 32]))).unwrap();
+        let now = 1_700_000_000;
+        let sig = secret.sign("msg_1", now, b"{}");
+        assert!(verify(
+            std::slice::from_ref(&secret),
+            "msg_1",
+            &now.to_string(),
+            &sig,
+            b"{}",
+            now
+        ));
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, now - TOLERANCE_SECS - 1] {
+            let sig = secret.sign("msg_1", ts, b"{}");
+            assert!(
+                !verify(
+                    std::slice::from_ref(&secret),
+                    "msg_1",
+                    &ts.to_string(),
+                    &sig,
+                    b"{}",
+                    now
+                ),
+                "{ts}"
+            );
+        }
+        assert!(!verify(
+            std::slice::from_ref(&secret),
+            "msg_1",
+            &i64::MAX.to_string(),
+            &sig,
+            b"{}",
+            -2
+        ));
+    }
 }

@@ -155,13 +155,15 @@ async fn serve() -> Bench {
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
     let dev = DevIssuer::load_or_create(dir.path()).unwrap();
-    let token = dev.mint(&MintRequest {
-        audience: SERVICE.as_str().into(),
-        scopes: vec!["face:verify".into()],
-        tenant: "bench".into(),
-        regions: vec!["eu".into()],
-        ttl_secs: 600,
-    });
+    let token = dev
+        .mint(&MintRequest {
+            audience: SERVICE.as_str().into(),
+            scopes: vec!["face:verify".into()],
+            tenant: "bench".into(),
+            regions: vec!["eu".into()],
+            ttl_secs: 600,
+        })
+        .unwrap();
     let eu = "eu".parse().unwrap();
     let mut ids = Vec::new();
     for (a, b, _) in PAIRS {

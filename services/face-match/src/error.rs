@@ -87,7 +87,10 @@ impl From<FaceMatchError> for ApiError {
             }
             FaceMatchError::Engine(EngineError::WorkerFailed) => ApiError::internal(detail),
             FaceMatchError::Inference(cause) => ApiError::internal(cause),
-            FaceMatchError::Models(m) => ApiError::new(ErrorCode::ModelRejected, m.to_string()),
+            FaceMatchError::Models(m) => {
+                tracing::warn!(error = %m, "models rejected; the running models stay");
+                ApiError::new(ErrorCode::ModelRejected, m.client_detail())
+            }
         }
     }
 }

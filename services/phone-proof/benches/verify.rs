@@ -39,13 +39,15 @@ async fn main() {
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
     let dev = DevIssuer::load_or_create(dir.path()).unwrap();
-    let token = dev.mint(&MintRequest {
-        audience: SERVICE.as_str().into(),
-        scopes: vec!["phone:challenge".into(), "phone:verify".into()],
-        tenant: "bench".into(),
-        regions: vec!["eu".into()],
-        ttl_secs: 900,
-    });
+    let token = dev
+        .mint(&MintRequest {
+            audience: SERVICE.as_str().into(),
+            scopes: vec!["phone:challenge".into(), "phone:verify".into()],
+            tenant: "bench".into(),
+            regions: vec!["eu".into()],
+            ttl_secs: 900,
+        })
+        .unwrap();
     let client = reqwest::Client::new();
     let outbox = dir.path().join("outbox").join("phone-proof.jsonl");
 

@@ -28,6 +28,9 @@ pub enum JwsError {
     /// The signature does not verify.
     #[error("bad signature")]
     Signature,
+    /// The claims could not be serialized, so nothing was signed.
+    #[error("claims not serializable: {0}")]
+    Encode(String),
     /// A key file could not be read or written.
     #[error("key file {path}: {cause}")]
     KeyFile {
@@ -83,19 +86,23 @@ impl Jwks {
     }
 }
 
-/// Signs claims as a compact JWS with `alg: EdDSA` and the key's `kid`.
-pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &SigningKey) -> String {
+/// Signs claims as a compact JWS with `alg: EdDSA` and the key's `kid`. Claims that do not serialize (a map
+/// with non-string keys, a failing `Serialize`) are an error, never a signature over something else.
+pub fn sign<C: Serialize>(claims: &C, kid: &str, key: &SigningKey) -> Result<String, JwsError> {
     let header = Header {
         alg: "EdDSA".into(),
         typ: Some("JWT".into()),
         kid: Some(kid.into()),
     };
-    // Serializing plain structs to JSON cannot fail; an empty object keeps the signature honest if it did.
-    let header = B64.encode(serde_json::to_vec(&header).unwrap_or_default());
-    let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let encode = |e: serde_json::Error| JwsError::Encode(e.to_string());
+    let header = B64.encode(serde_json::to_vec(&header).map_err(encode)?);
+    let payload = B64.encode(serde_json::to_vec(claims).map_err(encode)?);
     let signing_input = format!("{header}.{payload}");
     let signature = key.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", B64.encode(signature.to_bytes()))
+    Ok(format!(
+        "{signing_input}.{}",
+        B64.encode(signature.to_bytes())
+    ))
 }
 
 /// Verifies a compact JWS against a key set and returns its claims. Only `EdDSA` is accepted.
@@ -241,7 +248,7 @@ impl KeyRing {
     }
 
     /// Signs claims with the active key.
-    pub fn sign<C: Serialize>(&self, claims: &C) -> String {
+    pub fn sign<C: Serialize>(&self, claims: &C) -> Result<String, JwsError> {
         let (kid, key) = self.active();
         sign(claims, kid, key)
     }
@@ -311,7 +318,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         let ring = KeyRing::load_or_create(&path).unwrap();
-        let old = ring.sign(&serde_json::json!({"n": 1}));
+        let old = ring.sign(&serde_json::json!({"n": 1})).unwrap();
         let new_kid = KeyRing::rotate(&path).unwrap();
         let ring = KeyRing::load(&path).unwrap();
         assert_eq!(ring.active().0, new_kid);
@@ -319,7 +326,7 @@ mod tests {
         assert_eq!(jwks.keys.len(), 2);
         let claims: AnyClaims = verify(&old, &jwks).unwrap();
         assert_eq!(claims["n"], 1);
-        let fresh = ring.sign(&serde_json::json!({"n": 2}));
+        let fresh = ring.sign(&serde_json::json!({"n": 2})).unwrap();
         assert_eq!(peek_kid(&fresh).as_deref(), Some(new_kid.as_str()));
         assert!(verify::<AnyClaims>(&fresh, &jwks).is_ok());
 
@@ -337,7 +344,7 @@ mod tests {
         ));
         let stranger = KeyRing::load_or_create(&dir.path().join("other.json")).unwrap();
         assert!(matches!(
-            verify::<AnyClaims>(&stranger.sign(&1), &jwks),
+            verify::<AnyClaims>(&stranger.sign(&1).unwrap(), &jwks),
             Err(JwsError::UnknownKid)
         ));
         let mode = std::fs::metadata(&path).unwrap().permissions();
@@ -345,5 +352,14 @@ mod tests {
             std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn claims_that_do_not_serialize_are_an_error_not_an_empty_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let ring = KeyRing::load_or_create(&dir.path().join("keys.json")).unwrap();
+        // JSON object keys must be strings: a map keyed by tuples cannot be serialized.
+        let claims: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
+        assert!(matches!(ring.sign(&claims), Err(JwsError::Encode(_))));
     }
 }

@@ -105,7 +105,9 @@ impl Auditor {
                 Ok(k) => k.clone(),
                 Err(poisoned) => poisoned.into_inner().clone(),
             };
-            Some(ring.sign(claims))
+            ring.sign(claims)
+                .map_err(|e| tracing::error!(error = %e, "checkpoint not signed"))
+                .ok()
         });
         let ledger = Ledger::open_with_checkpoints(
             ledger_path,
@@ -171,7 +173,7 @@ impl Auditor {
             result_sha256: sha256_hex(&result_json),
             iat: created_at.timestamp(),
         };
-        let audit_token = self.ring().sign(&claims);
+        let audit_token = self.ring().sign(&claims).map_err(ApiError::internal)?;
         let record = LedgerRecord {
             claims: &claims,
             token_sha256: sha256_hex(audit_token.as_bytes()),
@@ -202,7 +204,7 @@ impl Auditor {
 
     /// Signs other short-lived tokens a service issues (e.g. phone-proof's proof token) with the audit key, so
     /// they verify against the same `/.well-known/jwks.json`.
-    pub fn sign_token<C: Serialize>(&self, claims: &C) -> String {
+    pub fn sign_token<C: Serialize>(&self, claims: &C) -> Result<String, jws::JwsError> {
         self.ring().sign(claims)
     }
 

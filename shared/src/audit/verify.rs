@@ -190,7 +190,7 @@ mod tests {
                     every_entries,
                     every,
                 },
-                sign: Box::new(move |c| Some(ring.sign(c))),
+                sign: Box::new(move |c| ring.sign(c).ok()),
             },
         )
         .unwrap();

@@ -71,7 +71,7 @@ impl DevIssuer {
     }
 
     /// Mints a gateway token.
-    pub fn mint(&self, req: &MintRequest) -> String {
+    pub fn mint(&self, req: &MintRequest) -> Result<String, JwsError> {
         let now = chrono::Utc::now().timestamp();
         let claims = DevClaims {
             iss: DEV_ISSUER,
@@ -89,7 +89,7 @@ impl DevIssuer {
     }
 
     /// Signs arbitrary claims with the dev key (tests build odd tokens with it).
-    pub fn sign_raw<C: Serialize>(&self, claims: &C) -> String {
+    pub fn sign_raw<C: Serialize>(&self, claims: &C) -> Result<String, JwsError> {
         self.ring.sign(claims)
     }
 

@@ -167,13 +167,15 @@ impl TestApp {
     }
 
     pub fn token(&self, regions: &[&str]) -> String {
-        self.dev.mint(&MintRequest {
-            audience: "face-match".into(),
-            scopes: vec!["face:verify".into()],
-            tenant: "acme".into(),
-            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
-            ttl_secs: 300,
-        })
+        self.dev
+            .mint(&MintRequest {
+                audience: "face-match".into(),
+                scopes: vec!["face:verify".into()],
+                tenant: "acme".into(),
+                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+                ttl_secs: 300,
+            })
+            .unwrap()
     }
 
     /// A small valid-looking JPEG (signature only: the kernel sniffs, services decode).

@@ -96,13 +96,16 @@ async fn rate_limit_answers_429_with_retry_after_per_tenant() {
     assert!(retry >= 1);
     assert_problem(res, 429, "rate_limited").await;
     // Another tenant is not locked out by the first one's traffic.
-    let other = app.dev.mint(&idv_shared::auth::dev::MintRequest {
-        audience: "face-match".into(),
-        scopes: vec!["face:verify".into()],
-        tenant: "globex".into(),
-        regions: vec!["eu".into()],
-        ttl_secs: 60,
-    });
+    let other = app
+        .dev
+        .mint(&idv_shared::auth::dev::MintRequest {
+            audience: "face-match".into(),
+            scopes: vec!["face:verify".into()],
+            tenant: "globex".into(),
+            regions: vec!["eu".into()],
+            ttl_secs: 60,
+        })
+        .unwrap();
     assert_eq!(app.probe(&other, &id).await.status(), 200);
 }
 
@@ -180,4 +183,16 @@ async fn documentation_answers_through_the_middleware_and_unknown_files_are_prob
         metrics.contains("/openapi.json"),
         "documentation requests are counted"
     );
+}
+
+#[tokio::test]
+async fn readyz_says_not_ready_for_a_component_that_is_not() {
+    let app = spawn_app().await;
+    app.kernel.set_ready("models", false);
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let body = assert_problem(res, 503, "not_ready").await;
+    assert!(body["detail"].as_str().unwrap().contains("models"));
+    app.kernel.set_ready("models", true);
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
 }

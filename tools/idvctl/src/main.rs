@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
                 regions,
                 ttl_secs: ttl,
             };
-            println!("{}", dev.mint(&req));
+            println!("{}", dev.mint(&req)?);
         }
         Command::Artifact {
             command: ArtifactCommand::Put { region, file },

@@ -74,13 +74,15 @@ impl TestApp {
     }
 
     pub fn token(&self) -> String {
-        self.dev.mint(&MintRequest {
-            audience: SERVICE.as_str().into(),
-            scopes: vec!["ocr:verify".into()],
-            tenant: "acme".into(),
-            regions: vec!["eu".into()],
-            ttl_secs: 300,
-        })
+        self.dev
+            .mint(&MintRequest {
+                audience: SERVICE.as_str().into(),
+                scopes: vec!["ocr:verify".into()],
+                tenant: "acme".into(),
+                regions: vec!["eu".into()],
+                ttl_secs: 300,
+            })
+            .unwrap()
     }
 
     pub async fn put(&self, bytes: Vec<u8>) -> ArtifactId {

@@ -167,10 +167,14 @@ pub struct QualitySpec {
 impl Manifest {
     /// Reads and checks a manifest (not yet the files it names).
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ModelError::Manifest(format!("{}: {e}", path.display())))?;
-        let manifest: Manifest = toml::from_str(&text)
-            .map_err(|e| ModelError::Manifest(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::ManifestFile {
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
+        let manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::ManifestFile {
+            path: path.display().to_string(),
+            cause: e.to_string(),
+        })?;
         manifest.check()?;
         Ok(manifest)
     }
@@ -207,6 +211,18 @@ impl Manifest {
                 self.detector.common.name,
                 p.strides.len(),
                 3 * p.strides.len()
+            ));
+        }
+        // A zero stride would divide by zero in the decoder; a stride that does not divide the input size
+        // would make the anchor counts disagree with the outputs on every request.
+        if p.strides.is_empty()
+            || p.strides
+                .iter()
+                .any(|&st| st == 0 || !self.detector.common.input.size.is_multiple_of(st))
+        {
+            return bad(format!(
+                "{}: strides must be non-zero divisors of the input size {} (got {:?})",
+                self.detector.common.name, self.detector.common.input.size, p.strides
             ));
         }
         if !self.detector.common.input.size.is_multiple_of(32) {

@@ -23,9 +23,17 @@ use manifest::{ModelCommon, QualitySpec, Thresholds};
 /// Why models could not be loaded. Start-up stops on any of these; a reload keeps the old models.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    /// The manifest is unreadable or inconsistent.
+    /// The manifest is inconsistent.
     #[error("model manifest: {0}")]
     Manifest(String),
+    /// The manifest file cannot be read or parsed.
+    #[error("model manifest {path}: {cause}")]
+    ManifestFile {
+        /// The file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
     /// ONNX Runtime's library could not be loaded.
     #[error(
         "ONNX Runtime from {path}: {cause} (run scripts/fetch-models.py, or set FACE_ORT_DYLIB / ORT_DYLIB_PATH)"
@@ -76,6 +84,24 @@ pub enum ModelError {
         /// Why.
         cause: String,
     },
+}
+
+impl ModelError {
+    /// What a caller may be told: which model and what is wrong, without file paths, hashes or runtime messages
+    /// (those go to the service log).
+    pub fn client_detail(&self) -> String {
+        match self {
+            Self::Manifest(m) => format!("model manifest: {m}"),
+            Self::ManifestFile { .. } => "the model manifest cannot be read or parsed".into(),
+            Self::Runtime { .. } => "ONNX Runtime could not be loaded".into(),
+            Self::Missing { model, .. } => format!("model '{model}': its file cannot be read"),
+            Self::HashMismatch { model, .. } => {
+                format!("model '{model}': the file's sha256 differs from the manifest's")
+            }
+            Self::Signature { model, what } => format!("model '{model}': {what}"),
+            Self::Session { model, .. } => format!("model '{model}': ONNX Runtime refused it"),
+        }
+    }
 }
 
 /// How sessions are built.

@@ -91,13 +91,15 @@ impl TestApp {
     }
 
     pub fn token_with(&self, scopes: &[&str], regions: &[&str]) -> String {
-        self.dev.mint(&MintRequest {
-            audience: SERVICE.as_str().into(),
-            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-            tenant: "acme".into(),
-            regions: regions.iter().map(|r| (*r).to_owned()).collect(),
-            ttl_secs: 300,
-        })
+        self.dev
+            .mint(&MintRequest {
+                audience: SERVICE.as_str().into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                tenant: "acme".into(),
+                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+                ttl_secs: 300,
+            })
+            .unwrap()
     }
 
     /// `face:verify`, region `eu`.

@@ -149,11 +149,34 @@ async fn reload_swaps_models_without_failing_requests_in_flight() {
     let (_, v) = app.match_ids(&r, &p, Some("kiosk")).await;
     assert_eq!(v["result"]["thresholds"]["pass"], 0.45, "{v}");
 
-    // A broken manifest is refused and the running models stay.
-    std::fs::write(&manifest, "this is not toml [").unwrap();
-    let (status, v) = reload(&app, &admin).await;
-    assert_eq!(status, 422, "{v}");
-    assert_eq!(v["code"], "model_rejected");
+    // A broken manifest, a zero stride or a file of another hash is refused, the running models stay, and
+    // the answer names no file path or hash.
+    let good = std::fs::read_to_string(&manifest).unwrap();
+    let sha_line = good
+        .lines()
+        .find(|l| l.trim_start().starts_with("sha256"))
+        .unwrap()
+        .to_owned();
+    let strides_line = good
+        .lines()
+        .find(|l| l.trim_start().starts_with("strides"))
+        .unwrap()
+        .to_owned();
+    for broken in [
+        "this is not toml [".to_owned(),
+        good.replace(&strides_line, "strides = [8, 0, 32]"),
+        good.replace(&sha_line, &format!("sha256 = \"{}\"", "ab".repeat(32))),
+    ] {
+        std::fs::write(&manifest, &broken).unwrap();
+        let (status, v) = reload(&app, &admin).await;
+        assert_eq!(status, 422, "{v}");
+        assert_eq!(v["code"], "model_rejected");
+        let detail = v["detail"].as_str().unwrap();
+        assert!(
+            !detail.contains('/') && !detail.contains("abab"),
+            "no paths or hashes: {detail}"
+        );
+    }
     let (status, v) = app.match_ids(&r, &p, Some("kiosk")).await;
     assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")));
 

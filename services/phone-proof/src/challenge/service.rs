@@ -414,7 +414,11 @@ impl PhoneProof {
             exp: iat + self.proof_ttl_secs,
             jti: format!("prf_{}", ulid::Ulid::new()),
         };
-        let token = self.kernel.auditor.sign_token(&claims);
+        let token = self
+            .kernel
+            .auditor
+            .sign_token(&claims)
+            .map_err(|e| PhoneProofError::Api(idv_shared::error::ApiError::internal(e)))?;
         // A guess succeeds with probability checks / 10^digits; the confidence says so.
         let guess = f64::from(c.checks) / 10f64.powi(self.code_digits as i32);
         self.issue(

@@ -238,6 +238,7 @@ pub fn mint(dev: &DevIssuer, tenant: &str, scopes: &[&str]) -> String {
         regions: vec!["eu".into()],
         ttl_secs: 300,
     })
+    .unwrap()
 }
 
 pub fn outbox_messages(outbox: &std::path::Path, id: &str) -> Vec<Value> {
