@@ -20,6 +20,18 @@ ensure_tools() {
   echo "$want" > "$stamp"
 }
 
+# schemathesis in a venv of its own (its pins would clash with the tools'), hash-checked.
+SCHEMATHESIS_VENV="$CACHE/venv-schemathesis"
+ensure_schemathesis() {
+  local req="$ROOT/scripts/requirements-schemathesis.txt" stamp="$SCHEMATHESIS_VENV/.requirements.sha256"
+  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing schemathesis into $SCHEMATHESIS_VENV (hash-checked)"
+  python3 -m venv "$SCHEMATHESIS_VENV"
+  "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
+  echo "$want" > "$stamp"
+}
+
 # Redis on 127.0.0.1:6379, started when it does not answer.
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy, and the whole workspace's tests against real SeaweedFS and Redis.
+# Then schemathesis against each service (scripts/schemathesis.sh).
 # Installs and starts what it needs; stops the SeaweedFS it started.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -35,3 +36,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+log "schemathesis against each service's OpenAPI document (the binaries the tests just built)"
+cargo build --workspace --bins --locked
+scripts/schemathesis.sh

@@ -48,6 +48,8 @@ pub enum ErrorCode {
     NotReady,
     /// No challenge with that ID exists (phone-proof).
     ChallengeNotFound,
+    /// The named threshold profile is not in the loaded model manifest; `GET /v1/models` lists them (face-match).
+    ProfileNotFound,
     /// The challenge has expired (phone-proof).
     ChallengeExpired,
     /// The phone number does not parse or is not a valid number for its country (phone-proof).
@@ -93,9 +95,10 @@ impl ErrorCode {
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::ResidencyViolation => StatusCode::FORBIDDEN,
-            Self::ArtifactNotFound | Self::ChallengeNotFound | Self::NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::ArtifactNotFound
+            | Self::ChallengeNotFound
+            | Self::ProfileNotFound
+            | Self::NotFound => StatusCode::NOT_FOUND,
             Self::ArtifactTooLarge | Self::PayloadTooLarge | Self::ImageTooLarge => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -135,6 +138,7 @@ impl ErrorCode {
             Self::Overloaded => "overloaded",
             Self::NotReady => "not_ready",
             Self::ChallengeNotFound => "challenge_not_found",
+            Self::ProfileNotFound => "profile_not_found",
             Self::ChallengeExpired => "challenge_expired",
             Self::InvalidPhoneNumber => "invalid_phone_number",
             Self::VoipNumberRefused => "voip_number_refused",
@@ -170,6 +174,7 @@ impl ErrorCode {
             Self::Overloaded => "Overloaded",
             Self::NotReady => "Not ready",
             Self::ChallengeNotFound => "Challenge not found",
+            Self::ProfileNotFound => "Profile not found",
             Self::ChallengeExpired => "Challenge expired",
             Self::InvalidPhoneNumber => "Invalid phone number",
             Self::VoipNumberRefused => "VoIP number refused",

@@ -159,7 +159,6 @@ pub struct Reason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ArtifactRef {
     /// The opaque artifact ID the caller sent.
-    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
     pub id: ArtifactId,
     /// Lowercase hex sha256 of the bytes actually used.
     #[schema(example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]

@@ -79,9 +79,8 @@ impl From<FaceMatchError> for ApiError {
             FaceMatchError::Image { source, .. } => {
                 ApiError::new(ApiError::from(source).code, detail)
             }
-            FaceMatchError::UnknownProfile(_) | FaceMatchError::Invalid(_) => {
-                ApiError::new(ErrorCode::InvalidRequest, detail)
-            }
+            FaceMatchError::UnknownProfile(_) => ApiError::new(ErrorCode::ProfileNotFound, detail),
+            FaceMatchError::Invalid(_) => ApiError::new(ErrorCode::InvalidRequest, detail),
             FaceMatchError::Engine(EngineError::Overloaded { .. }) => {
                 ApiError::new(ErrorCode::Overloaded, detail).retry_after(1)
             }

@@ -76,6 +76,32 @@ impl ArtifactId {
     }
 }
 
+impl ArtifactId {
+    /// The wire form as a regular expression, for the OpenAPI schema: exactly what [`ArtifactId::from_str`]
+    /// accepts (a region, then a canonical ULID: 26 uppercase Crockford base32 characters, the first at most 7).
+    pub const PATTERN: &'static str = "^art_[a-z][a-z0-9-]{0,15}_[0-7][0-9A-HJKMNP-TV-Z]{25}$";
+}
+
+impl utoipa::PartialSchema for ArtifactId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(Self::PATTERN))
+            .description(Some(
+                "An opaque artifact ID (`art_<region>_<ULID>`) as the artifact store returned it",
+            ))
+            .examples(["art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ArtifactId {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ArtifactId")
+    }
+}
+
 impl FromStr for ArtifactId {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -83,7 +109,12 @@ impl FromStr for ArtifactId {
         let (region, ulid) = rest.rsplit_once('_').ok_or(IdError::BadArtifactId)?;
         let region = region.parse().map_err(|_| IdError::BadArtifactId)?;
         // Only the canonical (uppercase, 26-char) spelling, so one artifact has exactly one ID string.
-        if ulid.len() != 26 || ulid.bytes().any(|b| b.is_ascii_lowercase()) {
+        // A first character above 7 is more than 128 bits, which the ulid crate silently wraps: another spelling
+        // of a different ID.
+        if ulid.len() != 26
+            || ulid.bytes().any(|b| b.is_ascii_lowercase())
+            || !(b'0'..=b'7').contains(&ulid.as_bytes()[0])
+        {
             return Err(IdError::BadArtifactId);
         }
         let ulid = ulid::Ulid::from_string(ulid).map_err(|_| IdError::BadArtifactId)?;
@@ -117,6 +148,30 @@ string_serde!(ArtifactId);
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_schema_pattern_is_exactly_what_parses() {
+        // The pattern's classes, spelled out: what the schema allows must parse, and nothing else may.
+        let crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+        assert!(ArtifactId::PATTERN.contains("[0-7][0-9A-HJKMNP-TV-Z]{25}"));
+        for c in (0x21u8..0x7f).map(char::from) {
+            let tail: String = std::iter::repeat_n(c, 25).collect();
+            let rest = format!("art_eu_0{tail}").parse::<ArtifactId>().is_ok();
+            assert_eq!(
+                rest,
+                crockford.contains(c),
+                "{c:?} after the first character"
+            );
+            let first = format!("art_eu_{c}{}", "0".repeat(25))
+                .parse::<ArtifactId>()
+                .is_ok();
+            assert_eq!(
+                first,
+                ('0'..='7').contains(&c),
+                "{c:?} as the first character"
+            );
+        }
+    }
     use super::*;
 
     #[test]

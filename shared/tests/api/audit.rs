@@ -120,6 +120,9 @@ async fn crash_child() {
     let dir = PathBuf::from(dir);
     let (app, router, listener) = build_app(Options {
         data_dir: Some(dir.clone()),
+        shutdown_grace_secs: std::env::var("IDV_CRASH_GRACE_SECS")
+            .ok()
+            .and_then(|g| g.parse().ok()),
         ..Default::default()
     })
     .await;
@@ -148,8 +151,16 @@ struct Child {
 }
 
 async fn start_child() -> Child {
+    start_child_with_grace(None).await
+}
+
+async fn start_child_with_grace(grace_secs: Option<u64>) -> Child {
     let dir = tempfile::tempdir().unwrap();
-    let process = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    if let Some(g) = grace_secs {
+        command.env("IDV_CRASH_GRACE_SECS", g.to_string());
+    }
+    let process = command
         .args(["audit::crash_child", "--exact", "--ignored", "--nocapture"])
         .env("IDV_CRASH_DIR", dir.path())
         .stdout(Stdio::null())
@@ -321,4 +332,38 @@ async fn sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole() {
         "SIGTERM: answered {} verdicts; ledger holds {entries}",
         answered.len()
     );
+}
+
+#[tokio::test]
+async fn sigterm_waits_for_in_flight_requests_no_longer_than_the_grace_period() {
+    use tokio::io::AsyncWriteExt;
+    let mut child = start_child_with_grace(Some(1)).await;
+    // A client that sends its headers and half its body, then stalls: in flight until the 30 s request timeout.
+    let mut slow = tokio::net::TcpStream::connect(&child.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/probe HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\n\r\n{{\"artifact_id\":",
+        child.token
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.process.id().to_string();
+    let sent = std::time::Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.process.wait().unwrap())
+        .await
+        .unwrap();
+    let took = sent.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "stopped {took:?} after SIGTERM with a 1 s grace period"
+    );
+    drop(slow);
 }

@@ -70,6 +70,8 @@ pub struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// Points the S3 regions at a port where nothing listens.
     pub dead_store: bool,
+    /// `http.shutdown_grace_secs`, when not the default.
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 impl Default for Options {
@@ -80,6 +82,7 @@ impl Default for Options {
             rate_limit: RateLimitSettings::default(),
             data_dir: None,
             dead_store: false,
+            shutdown_grace_secs: None,
         }
     }
 }
@@ -124,6 +127,9 @@ pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::Tcp
     config.artifacts.image_max_bytes = 1024 * 1024;
     config.rate_limit = opts.rate_limit;
     config.auth = opts.auth;
+    if let Some(grace) = opts.shutdown_grace_secs {
+        config.http.shutdown_grace_secs = grace;
+    }
     config.log.format = "pretty".into();
     if opts.backend == Backend::S3 {
         let dead = opts.dead_store.then_some("http://127.0.0.1:9");

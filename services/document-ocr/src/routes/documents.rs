@@ -22,7 +22,6 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct OcrRequest {
     /// A photo or scan of the document's data page.
-    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
     pub artifact_id: ArtifactId,
     /// What kind of document to expect; `auto` accepts any MRZ format.
     #[serde(default)]
@@ -30,8 +29,25 @@ pub struct OcrRequest {
     /// Fields to return (data minimisation); all when absent. One of `document_code`, `issuing_state`,
     /// `surname`, `given_names`, `document_number`, `nationality`, `birth_date`, `sex`, `expiry_date`,
     /// `optional_data`.
-    #[schema(example = json!(["birth_date", "expiry_date", "nationality"]))]
+    #[schema(schema_with = field_names)]
     pub fields: Option<Vec<String>>,
+}
+
+/// The schema of `fields`, from the one list the service checks against ([`FIELDS`]).
+fn field_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(FIELDS.iter().copied())),
+        )
+        .examples([serde_json::json!([
+            "birth_date",
+            "expiry_date",
+            "nationality"
+        ])])
+        .build()
 }
 
 /// Read the machine-readable zone of a passport, ID card or visa (TD1, TD2, TD3, MRV-A, MRV-B), scanned or

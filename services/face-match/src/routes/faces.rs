@@ -18,13 +18,16 @@ use crate::{AppState, error::FaceMatchError, matching::MatchResult, service::Mat
 #[serde(deny_unknown_fields)]
 pub struct MatchRequest {
     /// The trusted image, usually the portrait on the identity document.
-    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
     pub reference_artifact_id: ArtifactId,
     /// The image to check, usually a selfie; it should show exactly one face.
-    #[schema(value_type = String, example = "art_eu_01JD3Z9B2C4D6E8F0G1H2J3K4M")]
     pub probe_artifact_id: ArtifactId,
     /// Threshold profile from the model manifest (`GET /v1/models` lists them); the service default when absent.
-    #[schema(example = "default")]
+    #[schema(
+        example = "default",
+        pattern = "^[A-Za-z0-9_-]{1,64}$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub profile: Option<String>,
 }
 
@@ -39,10 +42,10 @@ pub struct MatchRequest {
     request_body = MatchRequest,
     responses(
         (status = 200, description = "The verdict, recorded in the audit ledger", body = Verdict<MatchResult>),
-        (status = 400, description = "`invalid_request`: malformed body or unknown profile", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_request`: malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `residency_violation`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`artifact_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`artifact_not_found`, `profile_not_found` (the manifest has no such threshold profile)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`artifact_too_large` (bytes), `image_too_large` (pixels)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "`unsupported_media`: not a JPEG, PNG, WebP or TIFF", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "`invalid_image`: truncated or corrupt image", body = Problem, content_type = "application/problem+json"),

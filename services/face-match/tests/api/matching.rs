@@ -153,8 +153,9 @@ async fn the_strict_profile_raises_the_bar() {
     let (_, v) = app.match_ids(&r, &p, Some("strict")).await;
     assert_eq!(v["result"]["profile"], "strict");
     assert_eq!(v["result"]["thresholds"]["pass"], 0.5);
+    // A well-formed name the manifest does not hold is a missing resource, not a malformed request.
     let (status, v) = app.match_ids(&r, &p, Some("lenient")).await;
-    assert_eq!(status, 400);
-    assert_eq!(v["code"], "invalid_request");
+    assert_eq!(status, 404);
+    assert_eq!(v["code"], "profile_not_found");
     assert!(v["detail"].as_str().unwrap().contains("lenient"));
 }

@@ -17,7 +17,6 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct UnblockRequest {
     /// A JSON artifact `{"phone_number": "+…"}`.
-    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
     pub phone_artifact_id: ArtifactId,
 }
 
@@ -37,7 +36,10 @@ pub struct UnblockResponse {
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`, `residency_violation`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`artifact_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`store_unavailable`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`artifact_too_large`, `payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media`: the body is not JSON, or the artifact is not", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`, `overloaded`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("gateway_jwt" = ["phone:admin"])))]
 pub async fn unblock(

@@ -30,7 +30,6 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct CreateChallenge {
     /// A JSON artifact `{"phone_number": "+…"}` in a region the token allows.
-    #[schema(value_type = String, example = "art_eu_01JD3Z8Q8Y5Q0W6F9T3K2M1N4P")]
     pub phone_artifact_id: ArtifactId,
     /// How to deliver the code.
     pub channel: Channel,
@@ -116,7 +115,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// `Idempotent-Replayed: true`) and sends nothing.
 #[utoipa::path(post, path = "/v1/phone/challenges", tag = "phone-proof",
     request_body = CreateChallenge,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Same key and request → same challenge (24 h)")),
+    params(("Idempotency-Key" = Option<String>, Header, pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255,
+        description = "1–255 visible ASCII characters. Same key and request → same challenge (24 h)")),
     responses(
         (status = 201, description = "Challenge created and code sent", body = ChallengeView),
         (status = 200, description = "Idempotent replay: the earlier challenge", body = ChallengeView),
@@ -182,6 +182,8 @@ pub async fn create(
         (status = 401, description = "`unauthorized`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`forbidden`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`challenge_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`payload_too_large`", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "`unsupported_media`: the body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 423, description = "`phone_blocked`: nothing was counted", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`store_unavailable`: nothing was decided", body = Problem, content_type = "application/problem+json"),
