@@ -381,9 +381,12 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     }
     let mut reasons = Vec::new();
     let doubtful = |c: &CheckOutcome| m.doubtful_checks.contains(&c.field);
+    let unexplained = |c: &CheckOutcome| m.unexplained_checks.contains(&c.field);
     let failed: Vec<&CheckOutcome> = m.checks.iter().filter(|c| !c.holds).collect();
     for c in &failed {
-        let how = if doubtful(c) {
+        let how = if unexplained(c) {
+            "and no misread of its doubtful characters would make it hold"
+        } else if doubtful(c) {
             "on characters that could not be read with certainty"
         } else {
             "on characters read without doubt"
@@ -462,8 +465,24 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         ));
     }
     // A rule broken by characters read without doubt condemns the document; one broken by doubtful characters
-    // only says the image is poor.
-    let hard = failed.iter().any(|c| !doubtful(c))
+    // only says the image is poor. Neither condemns a reading that is doubtful as a whole (an unknown country
+    // code, a weak line): its lines may be misaligned or misread, which a check digit cannot tell from forgery.
+    let sound = m.unknown_countries.is_empty() && r.confidence >= min_confidence;
+    // A letter-and-digit field whose check no misread explains, on a reading with no other doubt, was changed
+    // after its check digit was computed: doubt about one of its characters does not excuse it.
+    let covered = |f: &String| {
+        m.unexplained_checks.iter().any(|c| match c {
+            crate::mrz::Checked::DocumentNumber => f == "document_number",
+            crate::mrz::Checked::OptionalData => f == "optional_data",
+            _ => false,
+        })
+    };
+    let altered = failed.iter().any(|c| unexplained(c))
+        && m.corrections.is_empty()
+        && m.invalid_dates.is_empty()
+        && r.viz_mismatch.is_empty()
+        && m.uncertain.iter().all(covered);
+    let hard = (sound && (failed.iter().any(|c| !doubtful(c)) || altered))
         || expired
         || m.invalid_dates.iter().any(|f| !uncertain(f));
     // Every repair holds the verdict for review: measured on phone captures, a forged date's doubtful digit
@@ -520,6 +539,67 @@ mod tests {
             hint: DocumentHint::Auto,
             fields: None,
         }
+    }
+
+    fn reading(
+        lines: [&str; 3],
+        doubt: Option<(usize, usize, u8)>,
+        confidence: f64,
+    ) -> reader::Scan {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        let mut glyphs: Vec<Vec<crate::mrz::Glyph>> = lines
+            .iter()
+            .map(|l| l.bytes().map(crate::mrz::Glyph::certain).collect())
+            .collect();
+        if let Some((l, c, alt)) = doubt {
+            glyphs[l][c].conf = 0.6;
+            glyphs[l][c].alternatives = vec![(alt, 0.3)];
+        }
+        let mrz = crate::mrz::parse_read(&glyphs, today).unwrap_or_else(|e| panic!("{e}"));
+        reader::Scan::Read(Box::new(reader::Reading {
+            mrz,
+            confidence,
+            language: "mrz".into(),
+            quarter_turns: 0,
+            rectified: true,
+            passes: 1,
+            viz_mismatch: Vec::new(),
+        }))
+    }
+
+    /// ICAO's TD1 specimen (valid until 2012, so judged in 2010) with its document number `D23145890` as given (a forger's 4 changed to 9 in
+    /// `D23195890`, the check digit 7 left as it was).
+    fn td1(number: &str) -> [String; 3] {
+        [
+            format!("I<UTO{number}7<<<<<<<<<<<<<<<"),
+            "7408122F1204159UTO<<<<<<<<<<<6".into(),
+            "ERIKSSON<<ANNA<MARIA<<<<<<<<<<".into(),
+        ]
+    }
+
+    #[test]
+    fn a_forged_number_fails_even_with_a_doubtful_character_that_does_not_explain_it() {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        let judged = |number: &str, doubt, confidence| {
+            let l = td1(number);
+            judge(
+                reading([&l[0], &l[1], &l[2]], doubt, confidence),
+                &query(),
+                today,
+                0.7,
+            )
+        };
+        // The doubtful 2 could be a Z, which would not make the check hold: the number was altered.
+        let (outcome, _, reasons, _) = judged("D23195890", Some((0, 6, b'Z')), 0.9);
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        // A doubtful S that Tesseract also read as 5, which would make it hold: a misread, so review.
+        let (outcome, _, reasons, _) = judged("D2314S890", Some((0, 10, b'5')), 0.9);
+        assert_eq!(outcome, Outcome::Review, "{reasons:?}");
+        // The forged number read without doubt fails; but not on a line read too weakly to condemn anything.
+        assert_eq!(judged("D23195890", None, 0.9).0, Outcome::Fail);
+        assert_eq!(judged("D23195890", None, 0.5).0, Outcome::Review);
+        // The genuine number passes.
+        assert_eq!(judged("D23145890", None, 0.9).0, Outcome::Pass);
     }
 
     #[test]

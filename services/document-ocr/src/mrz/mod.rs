@@ -154,6 +154,10 @@ pub struct Mrz {
     pub uncertain: Vec<String>,
     /// Checks that fail on a doubtful reading: they may fail because of the image, not the document.
     pub doubtful_checks: Vec<Checked>,
+    /// Of those, the checks of letter-and-digit fields that no misread explains: no option of the doubtful
+    /// characters and no look-alike swap makes them hold (see `repair`). Evidence of an altered document when
+    /// the rest of the reading is sound.
+    pub unexplained_checks: Vec<Checked>,
     /// The lowest confidence of a letter of the names (fillers aside), 0–1: how much the names, which no check
     /// digit protects, rest on OCR alone.
     pub name_confidence: f32,
@@ -214,6 +218,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
     let settled = repair::settle(&mut rows, glyphs, &layout);
     let corrections = settled.corrections;
     let doubt = settled.doubt;
+    let unexplained = settled.unexplained;
     let doubtful = |s: Span| (s.start..s.start + s.len).any(|c| doubt[s.line][c]);
     let text = |s: Span| -> String { String::from_utf8_lossy(s.bytes(&rows)).into_owned() };
     let clean = |s: Span| {
@@ -226,11 +231,20 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
 
     let mut checks = Vec::new();
     let mut doubtful_checks = Vec::new();
+    let mut unexplained_checks = Vec::new();
     let mut push = |field, data: Vec<u8>, at: Span, covers: &[Span]| {
         let digit = at.bytes(&rows)[0];
         let holds = check::holds(&data, digit);
         if !holds && (doubtful(at) || covers.iter().any(|s| doubtful(*s))) {
             doubtful_checks.push(field);
+            let name = match field {
+                Checked::DocumentNumber => "document_number",
+                Checked::OptionalData => "optional_data",
+                _ => "",
+            };
+            if unexplained.contains(&name) {
+                unexplained_checks.push(field);
+            }
         }
         checks.push(CheckOutcome {
             field,
@@ -372,6 +386,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
             .collect(),
         uncertain,
         doubtful_checks,
+        unexplained_checks,
         name_confidence,
     })
 }

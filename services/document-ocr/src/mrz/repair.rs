@@ -127,6 +127,7 @@ pub struct Settler<'a> {
     /// Positions still doubtful.
     doubt: Vec<Vec<bool>>,
     out: Vec<Correction>,
+    unexplained: Vec<&'static str>,
 }
 
 /// What settling found.
@@ -136,6 +137,9 @@ pub struct Settled {
     pub corrections: Vec<Correction>,
     /// Positions still doubtful afterwards.
     pub doubt: Vec<Vec<bool>>,
+    /// Fields of letters and digits whose check digit fails although no misread explains it (see
+    /// `Settler::explained`): the characters are what is printed as far as OCR can tell.
+    pub unexplained: Vec<&'static str>,
 }
 
 impl<'a> Settler<'a> {
@@ -146,6 +150,7 @@ impl<'a> Settler<'a> {
             glyphs: glyphs.to_vec(),
             doubt,
             out: Vec::new(),
+            unexplained: Vec::new(),
         }
     }
 
@@ -301,7 +306,7 @@ impl<'a> Settler<'a> {
 
     /// A field and its check digit: kept when the reading holds, repaired when one clearly most likely reading
     /// of its doubtful characters holds, left as read (and doubtful where it is) otherwise.
-    fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, field: &str, date: bool) {
+    fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, field: &'static str, date: bool) {
         let mut at: Vec<Pos> = data.to_vec();
         at.push(digit);
         let options: Vec<Vec<(u8, f32)>> = at
@@ -321,6 +326,9 @@ impl<'a> Settler<'a> {
             check::holds(&chars[..n], chars[n]) && (!date || valid_date(&chars[..n]))
         };
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
+        if class == Class::Any && !holds(&read) && !explained(&read, &options, &holds) {
+            self.unexplained.push(field);
+        }
         // The check digit confirms a reading only when that reading is clearly the most likely of all the
         // combinations of its doubtful characters that hold: two misreads can cancel out in the weighted sum.
         let Some(chars) = self.search(&at, &options, holds) else {
@@ -398,6 +406,55 @@ impl<'a> Settler<'a> {
                 self.set(*p, c, field, "country code list");
             }
             self.confirm(&at);
+        }
+    }
+}
+
+/// Whether a misread could be why `read` (a field's characters and, last, its check digit) fails its check: some
+/// combination of its doubtful characters' options holds, or one look-alike swapped anywhere in it (`O` for
+/// `0`, `B` for `8`, …, even where OCR was sure) does. Neither: the characters are what is printed as far as OCR
+/// can tell, and the failing check speaks of the document, not of the image (a forger changes a character and
+/// leaves the check digit). Too many doubtful characters to try count as explained.
+fn explained(read: &[u8], options: &[Vec<(u8, f32)>], holds: &impl Fn(&[u8]) -> bool) -> bool {
+    let last = read.len().saturating_sub(1);
+    let swapped = read.iter().enumerate().any(|(i, c)| {
+        let alikes = if i == last {
+            [to_digit(*c), None]
+        } else {
+            [to_digit(*c), to_letter(*c)]
+        };
+        alikes.into_iter().flatten().any(|a| {
+            let mut v = read.to_vec();
+            v[i] = a;
+            holds(&v)
+        })
+    });
+    if swapped {
+        return true;
+    }
+    let open: Vec<usize> = (0..options.len())
+        .filter(|i| options[*i].len() > 1)
+        .collect();
+    if open.len() > MAX_DOUBTFUL {
+        return true;
+    }
+    let mut pick = vec![0usize; options.len()];
+    loop {
+        let chars: Vec<u8> = (0..options.len()).map(|i| options[i][pick[i]].0).collect();
+        if chars != read && holds(&chars) {
+            return true;
+        }
+        let mut k = 0;
+        loop {
+            let Some(&i) = open.get(k) else {
+                return false;
+            };
+            pick[i] += 1;
+            if pick[i] < options[i].len() {
+                break;
+            }
+            pick[i] = 0;
+            k += 1;
         }
     }
 }
@@ -499,5 +556,6 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
     Settled {
         corrections: s.out,
         doubt: s.doubt,
+        unexplained: s.unexplained,
     }
 }

@@ -186,6 +186,23 @@ fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
     assert!(m.corrections.is_empty());
     assert_eq!(m.uncertain, ["document_number"]);
     assert!(m.doubtful_checks.contains(&Checked::DocumentNumber));
+    // ... and that doubt explains the failure: the 5 Tesseract weighed would make it hold.
+    assert!(m.unexplained_checks.is_empty());
+    // A forged number (the 4 changed to 9, the check digit left) with a doubtful 2 elsewhere: neither Z there
+    // nor any look-alike swap anywhere makes the check hold, so the doubt does not explain the failure.
+    let m = parse_read(
+        &glyphs(
+            &["I<UTOD231958907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
+            &[(0, 6, 0.6, b'Z', 0.3)],
+        ),
+        today(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.document_number, "D23195890");
+    assert!(m.corrections.is_empty());
+    assert_eq!(m.uncertain, ["document_number"]);
+    assert!(m.doubtful_checks.contains(&Checked::DocumentNumber));
+    assert_eq!(m.unexplained_checks, [Checked::DocumentNumber]);
     // In L89B902C3 two swaps satisfy the digit (B→8, or 8→B at the second character): ambiguous,
     // so nothing is changed and the mismatch stands.
     let m = ok(&[TD3[0], "L89B902C36UTO7408122F1204159ZE184226B<<<<<10"]);
