@@ -478,7 +478,7 @@ pub fn read_within(
     };
     // Each side's bottom, straightened: upright first, then upside down, then the quarter turns. A side's
     // geometry is only computed when the sides before it did not settle the page.
-    let (mut banded, mut empty_bands) = (Vec::new(), 0);
+    let (mut banded, mut empty_bands, mut textured) = (Vec::new(), 0, false);
     for turns in [0u8, 2, 1, 3] {
         if budget.spent() {
             break;
@@ -486,7 +486,14 @@ pub fn read_within(
         let bottom = lower_part(&rotated(&page, turns), BOTTOM_FROM);
         let angle = skew_angle(&bottom);
         let straight = straighten(&bottom, angle, band::OCR_WIDTH);
-        let band = band::mrz_band(&straight).map(|b| (straight, b));
+        // A band of texture, not print (grass, foliage): no OCR, and it answers for the page as an empty band
+        // would.
+        let band = band::mrz_band(&straight).filter(|b| {
+            let print = band::printed(&b.image);
+            textured |= !print;
+            print
+        });
+        let band = band.map(|b| (straight, b));
         // Two bands that read as nothing MRZ-like: a photo's edges or a texture, not a turned document.
         if let Some(band) = band.filter(|_| empty_bands < 2) {
             banded.push(turns);
@@ -513,11 +520,14 @@ pub fn read_within(
         let bottom = lower_part(&upright, BOTTOM_FROM);
         // A band that read as nothing MRZ-like already answered for this page; with no band at all, only a page
         // that looks like text is worth reading whole.
-        let worth =
-            search.best.is_some() || search.seen || (banded.is_empty() && looks_like_text(&bottom));
+        let worth = search.best.is_some()
+            || search.seen
+            || (banded.is_empty() && !textured && looks_like_text(&bottom));
         if worth {
             search.region(&bottom, turns)?;
-            if !search.settled() && search.best.is_none() {
+            // The whole page, for an MRZ outside the bottom of a photo whose page was not found; the bottom of
+            // a found page is where its MRZ is, so when it showed nothing MRZ-like the rest cannot.
+            if !search.settled() && search.best.is_none() && (!rectified || search.seen) {
                 search.region(&upright, turns)?;
             }
         }
