@@ -190,6 +190,21 @@ fn exact_fields(result: &OcrResult, id: &Identity) -> usize {
         .count()
 }
 
+/// Every field read other than printed, as `field="read"/"printed"` (synthetic data: safe to print).
+fn misread(result: &OcrResult, id: &Identity) -> Vec<String> {
+    FIELDS
+        .iter()
+        .filter(|f| value(result, f) != Some(expected(id, f).as_str()))
+        .map(|f| {
+            format!(
+                "{f}={:?}/{:?}",
+                value(result, f).unwrap_or_default(),
+                expected(id, f)
+            )
+        })
+        .collect()
+}
+
 /// Fields returned with a value that differs from the print, where a repair touched that field.
 fn repaired_wrong(result: &OcrResult, id: &Identity) -> Vec<String> {
     let touched = |f: &str| {
@@ -400,25 +415,29 @@ fn run(
                 }
             }
         } else if verbose && verdict != Outcome::Pass {
-            let wrong: Vec<String> = FIELDS
-                .iter()
-                .filter(|f| value(&result, f) != Some(expected(id, f).as_str()))
-                .map(|f| {
-                    format!(
-                        "{f}={:?}/{:?}",
-                        value(&result, f).unwrap_or_default(),
-                        expected(id, f)
-                    )
-                })
-                .collect();
+            let wrong = misread(&result, id);
             eprintln!(
                 "genuine not passed: {key:?} {verdict:?} {codes:?} uncertain {:?} wrong {wrong:?}",
                 result.uncertain_fields
             );
         }
     }
-    if verbose && matches!(job, Job::Forged(..)) && verdict != Outcome::Fail {
-        eprintln!("forgery not failed: {key:?} {verdict:?} {codes:?}");
+    if let (true, Job::Forged(.., field), Some(id)) = (verbose, job, identity.as_ref())
+        && verdict != Outcome::Fail
+    {
+        let checks: Vec<String> = result
+            .checks
+            .iter()
+            .map(|c| format!("{:?}:{}", c.field, if c.holds { "ok" } else { "FAILS" }))
+            .collect();
+        let misread = misread(&result, id);
+        // Synthetic data: safe to print.
+        eprintln!(
+            "forgery not failed: {key:?} forged {field:?} {verdict:?} {codes:?} checks {checks:?} uncertain {:?} \
+             corrections {} misread {misread:?}",
+            result.uncertain_fields,
+            result.corrections.len()
+        );
     }
     if !wrong.is_empty() {
         eprintln!("REPAIRED VALUE DIFFERS FROM PRINT: {key:?} {wrong:?}");
