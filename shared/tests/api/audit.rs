@@ -301,19 +301,21 @@ async fn kill_9_after_responses_never_loses_a_ledger_entry() {
     );
 }
 
+/// Asks process `pid` to stop, as an orchestrator does.
+fn sigterm(pid: u32) {
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {pid}: {sent}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole() {
     let mut child = start_child().await;
     let mut status = None;
     let answered = answered_around(&mut child, 300, |p| {
-        let pid = p.id().to_string();
-        assert!(
-            std::process::Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        sigterm(p.id());
         status = Some(p.wait().unwrap());
     })
     .await;
@@ -347,15 +349,8 @@ async fn sigterm_waits_for_in_flight_requests_no_longer_than_the_grace_period() 
     );
     slow.write_all(head.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.process.id().to_string();
     let sent = std::time::Instant::now();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    sigterm(child.process.id());
     let status = tokio::task::spawn_blocking(move || child.process.wait().unwrap())
         .await
         .unwrap();

@@ -4,6 +4,12 @@ use idv_shared::limits::RateLimitSettings;
 
 use crate::helpers::{Options, TestApp, assert_problem, spawn_app, spawn_app_with};
 
+/// The service's Prometheus text.
+async fn metrics(app: &TestApp) -> String {
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    res.text().await.unwrap()
+}
+
 #[tokio::test]
 async fn malformed_json_wrong_types_and_wrong_content_type() {
     let app = spawn_app().await;
@@ -139,15 +145,7 @@ async fn request_ids_and_traceparent_are_propagated() {
         .await
         .unwrap();
     assert_ne!(res.headers()["x-request-id"], "a b\tc{}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&app).await;
     assert!(
         metrics.contains("http_request_duration_seconds"),
         "{metrics}"
@@ -170,15 +168,7 @@ async fn documentation_answers_through_the_middleware_and_unknown_files_are_prob
         let res = app.client.get(app.url(path)).send().await.unwrap();
         assert_problem(res, 404, "not_found").await;
     }
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&app).await;
     assert!(
         metrics.contains("/openapi.json"),
         "documentation requests are counted"
