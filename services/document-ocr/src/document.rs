@@ -471,11 +471,9 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     // A letter-and-digit field whose check no misread explains, on a reading with no other doubt, was changed
     // after its check digit was computed: doubt about one of its characters does not excuse it.
     let covered = |f: &String| {
-        m.unexplained_checks.iter().any(|c| match c {
-            crate::mrz::Checked::DocumentNumber => f == "document_number",
-            crate::mrz::Checked::OptionalData => f == "optional_data",
-            _ => false,
-        })
+        m.unexplained_checks
+            .iter()
+            .any(|c| c.field() == Some(f.as_str()))
     };
     let altered = failed.iter().any(|c| unexplained(c))
         && m.corrections.is_empty()

@@ -63,6 +63,19 @@ pub enum Checked {
     Composite,
 }
 
+impl Checked {
+    /// The result field the check protects (`None` for the composite, which protects several).
+    pub fn field(self) -> Option<&'static str> {
+        match self {
+            Self::DocumentNumber => Some("document_number"),
+            Self::BirthDate => Some("birth_date"),
+            Self::ExpiryDate => Some("expiry_date"),
+            Self::OptionalData => Some("optional_data"),
+            Self::Composite => None,
+        }
+    }
+}
+
 /// One check digit and whether it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CheckOutcome {
@@ -232,17 +245,12 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
     let mut checks = Vec::new();
     let mut doubtful_checks = Vec::new();
     let mut unexplained_checks = Vec::new();
-    let mut push = |field, data: Vec<u8>, at: Span, covers: &[Span]| {
+    let mut push = |field: Checked, data: Vec<u8>, at: Span, covers: &[Span]| {
         let digit = at.bytes(&rows)[0];
         let holds = check::holds(&data, digit);
         if !holds && (doubtful(at) || covers.iter().any(|s| doubtful(*s))) {
             doubtful_checks.push(field);
-            let name = match field {
-                Checked::DocumentNumber => "document_number",
-                Checked::OptionalData => "optional_data",
-                _ => "",
-            };
-            if unexplained.contains(&name) {
+            if field.field().is_some_and(|f| unexplained.contains(&f)) {
                 unexplained_checks.push(field);
             }
         }

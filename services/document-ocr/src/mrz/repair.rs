@@ -273,9 +273,8 @@ impl<'a> Settler<'a> {
         if open.len() > MAX_DOUBTFUL {
             return None;
         }
-        let mut pick = vec![0usize; at.len()];
         let (mut best, mut second): (Option<(f32, Vec<u8>)>, f32) = (None, 0.0);
-        loop {
+        each_combination(options, &open, |pick| {
             let chars: Vec<u8> = (0..at.len()).map(|i| options[i][pick[i]].0).collect();
             if accept(&chars) {
                 let w: f32 = (0..at.len()).map(|i| options[i][pick[i]].1).product();
@@ -287,21 +286,10 @@ impl<'a> Settler<'a> {
                     }
                 }
             }
-            // Next combination, odometer-style over the open positions.
-            let mut k = 0;
-            loop {
-                let Some(&i) = open.get(k) else {
-                    let (w, chars) = best?;
-                    return (w >= CLEAR_MARGIN * second).then_some(chars);
-                };
-                pick[i] += 1;
-                if pick[i] < options[i].len() {
-                    break;
-                }
-                pick[i] = 0;
-                k += 1;
-            }
-        }
+            false
+        });
+        let (w, chars) = best?;
+        (w >= CLEAR_MARGIN * second).then_some(chars)
     }
 
     /// A field and its check digit: kept when the reading holds, repaired when one clearly most likely reading
@@ -438,10 +426,22 @@ fn explained(read: &[u8], options: &[Vec<(u8, f32)>], holds: &impl Fn(&[u8]) -> 
     if open.len() > MAX_DOUBTFUL {
         return true;
     }
+    each_combination(options, &open, |pick| {
+        let chars: Vec<u8> = (0..options.len()).map(|i| options[i][pick[i]].0).collect();
+        chars != read && holds(&chars)
+    })
+}
+
+/// Visits every combination of `options` (an index into each position's options), odometer-style over the
+/// `open` positions (the others stay at their first option), until `visit` returns true; whether it did.
+fn each_combination(
+    options: &[Vec<(u8, f32)>],
+    open: &[usize],
+    mut visit: impl FnMut(&[usize]) -> bool,
+) -> bool {
     let mut pick = vec![0usize; options.len()];
     loop {
-        let chars: Vec<u8> = (0..options.len()).map(|i| options[i][pick[i]].0).collect();
-        if chars != read && holds(&chars) {
+        if visit(&pick) {
             return true;
         }
         let mut k = 0;

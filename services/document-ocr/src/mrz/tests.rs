@@ -23,6 +23,11 @@ fn glyphs(lines: &[&str], doubts: &[(usize, usize, f32, u8, f32)]) -> Vec<Vec<Gl
     out
 }
 
+/// The MRZ `lines` parse to as OCR read them, certain but for `doubts` (see [`glyphs`]).
+fn read(lines: &[&str], doubts: &[(usize, usize, f32, u8, f32)]) -> Mrz {
+    parse_read(&glyphs(lines, doubts), today()).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn ok(lines: &[&str]) -> Mrz {
     match parse(lines, today()) {
         Ok(m) => m,
@@ -174,14 +179,10 @@ fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
     assert!(!m.checks_hold());
     // The same S read with doubt, Tesseract weighing 5 there: a document number is never changed (nothing but
     // the check digit could tell a misread from a forgery); it stays as read, doubtful, its failure doubtful.
-    let m = parse_read(
-        &glyphs(
-            &["I<UTOD2314S8907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
-            &[(0, 10, 0.55, b'5', 0.4)],
-        ),
-        today(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let m = read(
+        &["I<UTOD2314S8907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
+        &[(0, 10, 0.55, b'5', 0.4)],
+    );
     assert_eq!(m.document_number, "D2314S890");
     assert!(m.corrections.is_empty());
     assert_eq!(m.uncertain, ["document_number"]);
@@ -190,14 +191,10 @@ fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
     assert!(m.unexplained_checks.is_empty());
     // A forged number (the 4 changed to 9, the check digit left) with a doubtful 2 elsewhere: neither Z there
     // nor any look-alike swap anywhere makes the check hold, so the doubt does not explain the failure.
-    let m = parse_read(
-        &glyphs(
-            &["I<UTOD231958907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
-            &[(0, 6, 0.6, b'Z', 0.3)],
-        ),
-        today(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let m = read(
+        &["I<UTOD231958907<<<<<<<<<<<<<<<", TD1[1], TD1[2]],
+        &[(0, 6, 0.6, b'Z', 0.3)],
+    );
     assert_eq!(m.document_number, "D23195890");
     assert!(m.corrections.is_empty());
     assert_eq!(m.uncertain, ["document_number"]);
@@ -285,7 +282,7 @@ fn a_forged_character_read_without_doubt_is_never_changed_even_where_a_look_alik
     let number = "M49O16460";
     let digit = char::from(check::digit(number.as_bytes()).unwrap_or(b'0'));
     let line2 = format!("M49016460{digit}UTO7408122F1204159ZE184226B<<<<<10");
-    let m = parse_read(&glyphs(&[TD3[0], &line2], &[]), today()).unwrap_or_else(|e| panic!("{e}"));
+    let m = read(&[TD3[0], &line2], &[]);
     assert_eq!(m.document_number, "M49016460");
     assert!(m.corrections.is_empty());
     assert!(
@@ -304,8 +301,7 @@ fn a_doubtful_name_character_leaves_the_name_uncertain() {
         TD1[1],
         "POPESCU<<IOANA<<<<<<<<<<<<<<<<",
     ];
-    let m = parse_read(&glyphs(&lines, &[(2, 10, 0.6, b'D', 0.35)]), today())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let m = read(&lines, &[(2, 10, 0.6, b'D', 0.35)]);
     assert_eq!(m.given_names, "IOANA");
     assert_eq!(m.uncertain, ["given_names"]);
     assert!(m.checks_hold() && !m.settled());
@@ -319,21 +315,16 @@ fn o_and_0_are_read_within_the_fields_class_without_a_repair() {
         "P<UTOERIKSS0N<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
         "L898902C36UTO74O8122F1204159ZE184226B<<<<<10",
     ];
-    let m = parse_read(
-        &glyphs(
-            &lines,
-            &[(0, 11, 0.65, b'O', 0.35), (1, 15, 0.6, b'0', 0.4)],
-        ),
-        today(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let m = read(
+        &lines,
+        &[(0, 11, 0.65, b'O', 0.35), (1, 15, 0.6, b'0', 0.4)],
+    );
     assert_eq!(m.surname, "ERIKSSON");
     assert_eq!(m.birth_date, date(1974, 8, 12));
     assert!(m.corrections.is_empty(), "{:?}", m.corrections);
     assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
     assert!(m.settled());
     // A digit in a name that the recogniser did not weigh as a letter is still a repair by type.
-    let m = parse_read(&glyphs(&lines, &[(1, 15, 0.6, b'0', 0.4)]), today())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let m = read(&lines, &[(1, 15, 0.6, b'0', 0.4)]);
     assert_eq!(m.corrections.len(), 1);
 }
