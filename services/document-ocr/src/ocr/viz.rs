@@ -55,6 +55,7 @@ pub struct Word {
 pub fn words(engine: &mut OcrEngine, viz: &GrayImage) -> Result<Vec<Word>, OcrError> {
     let mut out = Vec::new();
     for line in engine.read(viz)? {
+        out.extend(joined(&line.words));
         for (word, conf) in &line.words {
             let sure = *conf >= SURE_WORD;
             out.extend(
@@ -74,6 +75,27 @@ pub fn words(engine: &mut OcrEngine, viz: &GrayImage) -> Result<Vec<Word>, OcrEr
         }
     }
     Ok(out)
+}
+
+/// Two or three neighbouring words of a line written as one: on a soft photo Tesseract splits a monospaced
+/// name where its letters stand apart (`KOWAL SKA`). Never "sure": they may only confirm a name spelt exactly
+/// so, never count against one.
+fn joined(words: &[(String, f32)]) -> Vec<Word> {
+    let mut out = Vec::new();
+    for start in 0..words.len() {
+        for n in 2..=3 {
+            let Some(run) = words.get(start..start + n) else {
+                break;
+            };
+            let text: String = run.iter().map(|(w, _)| w.as_str()).collect();
+            out.extend(
+                transliterations(&text)
+                    .into_iter()
+                    .map(|text| Word { text, sure: false }),
+            );
+        }
+    }
+    out
 }
 
 /// `word` upper-cased and stripped to A–Z, with national letters written out (`Ü` → `UE`) and plain (`Ü` →
@@ -191,6 +213,18 @@ mod tests {
             sure: false,
         }];
         assert_eq!(evidence("LINDQVIST", &unsure), Evidence::Silent);
+    }
+
+    #[test]
+    fn a_name_split_in_two_by_the_ocr_is_confirmed_but_never_contradicted_by_its_joins() {
+        let line = |ws: &[&str]| -> Vec<(String, f32)> {
+            ws.iter().map(|w| ((*w).to_owned(), 0.5)).collect()
+        };
+        let words = joined(&line(&["KOWAL", "SKA", "ANNA"]));
+        assert_eq!(evidence("KOWALSKA", &words), Evidence::Confirmed);
+        // `SKAANNA` is one letter from `SKANNA`, but a join is no evidence against a name.
+        assert_eq!(evidence("SKANNA", &words), Evidence::Silent);
+        assert!(joined(&line(&["ANNA"])).is_empty());
     }
 
     #[test]

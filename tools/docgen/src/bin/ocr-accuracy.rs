@@ -397,6 +397,12 @@ fn run(
             )
         }
     };
+    let seed = match job {
+        Job::Genuine(.., seed)
+        | Job::Forged(_, _, seed, _)
+        | Job::Junk(_, seed)
+        | Job::Rotated(_, seed, _) => seed,
+    };
     let (verdict, reasons, result, ms) = read(engines, &jpeg, today)?;
     let exact = identity.as_ref().map_or(0, |id| exact_fields(&result, id)) as u64;
     let wrong = identity
@@ -411,14 +417,23 @@ fn run(
                 let (got, want) = (value(&result, f).unwrap_or_default(), expected(id, f));
                 if got != want {
                     // Synthetic data: safe to print.
-                    eprintln!("WRONG FIELD WITH PASS: {key:?} {f}: read {got:?}, printed {want:?}");
+                    eprintln!(
+                        "WRONG FIELD WITH PASS: {key:?} seed {seed} {f}: read {got:?}, printed {want:?}"
+                    );
                 }
             }
         } else if verbose && verdict != Outcome::Pass {
             let wrong = misread(&result, id);
+            let repairs: Vec<String> = result
+                .corrections
+                .iter()
+                .map(|c| format!("{}@{}:{} {}→{}", c.field, c.line, c.column, c.from, c.to))
+                .collect();
             eprintln!(
-                "genuine not passed: {key:?} {verdict:?} {codes:?} uncertain {:?} wrong {wrong:?}",
-                result.uncertain_fields
+                "genuine not passed: {key:?} seed {seed} {verdict:?} {codes:?} uncertain {:?} wrong {wrong:?} repairs {repairs:?} \
+                 repaired≠print {:?}",
+                result.uncertain_fields,
+                repaired_wrong(&result, id)
             );
         }
     }
@@ -433,7 +448,7 @@ fn run(
         let misread = misread(&result, id);
         // Synthetic data: safe to print.
         eprintln!(
-            "forgery not failed: {key:?} forged {field:?} {verdict:?} {codes:?} checks {checks:?} uncertain {:?} \
+            "forgery not failed: {key:?} seed {seed} forged {field:?} {verdict:?} {codes:?} checks {checks:?} uncertain {:?} \
              corrections {} misread {misread:?}",
             result.uncertain_fields,
             result.corrections.len()
