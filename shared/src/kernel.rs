@@ -55,6 +55,9 @@ pub enum KernelError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a component is ready, asked at every `/readyz`.
+type ReadyProbe = Box<dyn Fn() -> bool + Send + Sync>;
+
 type ReloadHook = Box<dyn Fn() + Send + Sync>;
 
 /// Shared services of one running verification service.
@@ -74,6 +77,7 @@ pub struct Kernel {
     /// Whether the embedded dev issuer is trusted.
     pub dev_issuer: bool,
     components: Mutex<BTreeMap<&'static str, bool>>,
+    probes: Mutex<Vec<(&'static str, ReadyProbe)>>,
     reload_hooks: Mutex<Vec<ReloadHook>>,
 }
 
@@ -143,6 +147,7 @@ impl Kernel {
             stores,
             dev_issuer,
             components: Mutex::new(BTreeMap::new()),
+            probes: Mutex::new(Vec::new()),
             reload_hooks: Mutex::new(Vec::new()),
         })
     }
@@ -151,6 +156,18 @@ impl Kernel {
     pub fn set_ready(&self, component: &'static str, ready: bool) {
         if let Ok(mut c) = self.components.lock() {
             c.insert(component, ready);
+        }
+    }
+
+    /// Asks `probe` at every `/readyz` whether `component` is ready (a worker pool whose workers are gone is
+    /// not, long after start-up said it was).
+    pub fn watch_ready(
+        &self,
+        component: &'static str,
+        probe: impl Fn() -> bool + Send + Sync + 'static,
+    ) {
+        if let Ok(mut p) = self.probes.lock() {
+            p.push((component, Box::new(probe)));
         }
     }
 
@@ -292,6 +309,15 @@ async fn readyz(State(kernel): State<Arc<Kernel>>) -> Result<axum::Json<Health>,
             .collect(),
         Err(_) => vec!["components"],
     };
+    let failing: Vec<&str> = match kernel.probes.lock() {
+        Ok(p) => p
+            .iter()
+            .filter(|(_, ready)| !ready())
+            .map(|(name, _)| *name)
+            .collect(),
+        Err(_) => vec!["components"],
+    };
+    let waiting = [waiting, failing].concat();
     if !waiting.is_empty() {
         return Err(ApiError::new(
             ErrorCode::NotReady,

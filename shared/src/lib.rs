@@ -22,6 +22,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod verdict;
 pub mod webhook;
+pub mod workers;
 
 pub use error::{ApiError, ErrorCode};
 pub use kernel::Kernel;

@@ -79,12 +79,25 @@ impl App {
         };
         let (workers, capacity) = (settings.worker_count(), settings.queue_capacity);
         let pool =
-            tokio::task::spawn_blocking(move || ocr::engine::Pool::start(spec, workers, capacity))
+            tokio::task::spawn_blocking(move || ocr::engine::start_pool(spec, workers, capacity))
                 .await
                 .map_err(|e| KernelError::Config(e.to_string()))?
                 .map_err(|e| KernelError::Config(e.to_string()))?;
         tracing::info!(workers, queue = capacity, language = %settings.language, "OCR engines loaded");
         kernel.set_ready("ocr", true);
+        Ok(Self::from_parts(kernel, settings, clock, pool))
+    }
+
+    /// The service over a built kernel and an OCR pool however it was started (tests start one whose
+    /// workers fail). `/readyz` answers 503 while any of the pool's workers is gone.
+    pub fn from_parts(
+        kernel: Arc<Kernel>,
+        settings: config::Settings,
+        clock: Arc<dyn document::Clock>,
+        pool: Arc<ocr::engine::Pool>,
+    ) -> Self {
+        let watched = pool.clone();
+        kernel.watch_ready("ocr", move || watched.healthy());
         let documents = Arc::new(document::DocumentReader::new(
             kernel.clone(),
             pool,
@@ -93,13 +106,13 @@ impl App {
             settings.min_confidence,
             settings.max_document(),
         ));
-        Ok(Self {
+        Self {
             state: AppState {
                 kernel,
                 settings: Arc::new(settings),
                 documents,
             },
-        })
+        }
     }
 
     /// The router and its OpenAPI document.

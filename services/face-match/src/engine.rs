@@ -1,23 +1,16 @@
-//! Inference workers: dedicated threads, each owning a session pair of the current model generation, fed by a
-//! bounded queue. A full queue refuses at once (the caller answers `503 overloaded`) instead of growing memory.
-//! A reload builds and warms a whole new generation before swapping it in; jobs already running finish on the
-//! generation they started with.
+//! Inference on the suite's worker pool (`idv_shared::workers`): one thread per session slot of the current
+//! model generation, behind a bounded queue. A full queue refuses at once (the caller answers `503
+//! overloaded`) instead of growing memory. A reload builds and warms a whole new generation before swapping it
+//! in; jobs already running finish on the generation they started with.
 
 use std::{
-    panic::AssertUnwindSafe,
     path::PathBuf,
-    sync::{
-        Arc, Mutex, RwLock,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex, RwLock},
 };
 
-use crossbeam_channel::{Receiver, Sender};
+use idv_shared::workers::{PoolError, WorkerPool};
 
 use crate::models::{ModelError, ModelSet, RuntimeOptions, Sessions};
-
-/// A unit of work; it is handed the slot (worker index) whose sessions it may use.
-type Job = Box<dyn FnOnce(usize) + Send>;
 
 /// Why a job did not run.
 #[derive(Debug, thiserror::Error)]
@@ -39,22 +32,29 @@ pub enum EngineError {
 
 /// The worker pool and the current model generation.
 pub struct Engine {
-    tx: Sender<Job>,
+    /// Each worker's state is its slot: its sessions live in the generation a job runs on.
+    pool: Arc<WorkerPool<usize>>,
     models: Arc<RwLock<Arc<ModelSet>>>,
     options: RuntimeOptions,
     manifest: PathBuf,
-    capacity: usize,
-    queued: Arc<AtomicUsize>,
     reloading: Mutex<()>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("workers", &self.options.slots)
-            .field("capacity", &self.capacity)
+            .field("pool", &self.pool)
             .field("manifest", &self.manifest)
             .finish()
+    }
+}
+
+impl From<PoolError> for EngineError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Overloaded { workers, capacity } => Self::Overloaded { workers, capacity },
+            PoolError::WorkerFailed => Self::WorkerFailed,
+        }
     }
 }
 
@@ -67,28 +67,25 @@ impl Engine {
     ) -> Result<Arc<Self>, ModelError> {
         let set = ModelSet::load(&manifest, &options, 1)?;
         let models = Arc::new(RwLock::new(Arc::new(set)));
-        // The channel itself is unbounded: admission (`admit`) bounds it, atomically per pair.
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        for slot in 0..options.slots.max(1) {
-            let (rx, queued) = (rx.clone(), queued.clone());
-            std::thread::Builder::new()
-                .name(format!("face-infer-{slot}"))
-                .spawn(move || worker(slot, &rx, &queued))
-                .map_err(|e| ModelError::Session {
-                    model: "worker".into(),
-                    cause: e.to_string(),
-                })?;
-        }
+        let pool = WorkerPool::start("face-infer", options.slots, capacity, |slot| {
+            Ok::<_, std::convert::Infallible>(slot)
+        })
+        .map_err(|e| ModelError::Session {
+            model: "worker".into(),
+            cause: e.to_string(),
+        })?;
         Ok(Arc::new(Self {
-            tx,
+            pool,
             models,
             options,
             manifest,
-            capacity: capacity.max(1),
-            queued,
             reloading: Mutex::new(()),
         }))
+    }
+
+    /// Whether every inference worker is running (for `/readyz`).
+    pub fn healthy(&self) -> bool {
+        self.pool.healthy()
     }
 
     /// Runs `a` and `b` on two workers at once with the sessions of the given generation, so a pair takes
@@ -106,58 +103,18 @@ impl Engine {
         FA: FnOnce(&ModelSet, &mut Sessions) -> A + Send + 'static,
         FB: FnOnce(&ModelSet, &mut Sessions) -> B + Send + 'static,
     {
-        self.admit(2)?;
-        let ra = self.submit(set.clone(), a);
-        let rb = self.submit(set, b);
-        let (ra, rb) = (ra?, rb?);
-        // If one half fails, dropping the other's receiver makes its worker skip it.
-        let (a, b) = tokio::join!(ra, rb);
+        let (sa, sb) = (set.clone(), set);
+        let (a, b) = self
+            .pool
+            .run_pair(
+                move |slot, _| on_sessions(&sa, *slot, a),
+                move |slot, _| on_sessions(&sb, *slot, b),
+            )
+            .await?;
         Ok((
-            a.map_err(|_| EngineError::WorkerFailed)?,
-            b.map_err(|_| EngineError::WorkerFailed)?,
+            a.ok_or(EngineError::WorkerFailed)?,
+            b.ok_or(EngineError::WorkerFailed)?,
         ))
-    }
-
-    /// Reserves queue room for `jobs` jobs at once, or refuses.
-    fn admit(&self, jobs: usize) -> Result<(), EngineError> {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q + jobs <= self.capacity).then_some(q + jobs)
-            })
-            .map(|_| ())
-            .map_err(|_| EngineError::Overloaded {
-                workers: self.options.slots,
-                capacity: self.capacity,
-            })
-    }
-
-    /// Queues an admitted job.
-    fn submit<T, F>(
-        &self,
-        set: Arc<ModelSet>,
-        f: F,
-    ) -> Result<tokio::sync::oneshot::Receiver<T>, EngineError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ModelSet, &mut Sessions) -> T + Send + 'static,
-    {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |slot| {
-            // The caller gave up (timeout, disconnect, its other half refused): skip the work.
-            if done.is_closed() {
-                return;
-            }
-            let Some(mut sessions) = set.sessions(slot) else {
-                tracing::error!(slot, "inference sessions unavailable");
-                return;
-            };
-            let _ = done.send(f(&set, &mut sessions));
-        });
-        self.tx.send(job).map_err(|_| {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            EngineError::WorkerFailed
-        })?;
-        Ok(result)
     }
 
     /// The generation new jobs run on.
@@ -183,13 +140,15 @@ impl Engine {
     }
 }
 
-fn worker(slot: usize, rx: &Receiver<Job>, queued: &AtomicUsize) {
-    while let Ok(job) = rx.recv() {
-        queued.fetch_sub(1, Ordering::AcqRel);
-        // A panic inside one job must not take the worker (and its share of capacity) with it; the caller
-        // sees its reply channel dropped and answers 500.
-        if std::panic::catch_unwind(AssertUnwindSafe(|| job(slot))).is_err() {
-            tracing::error!(slot, "inference job panicked");
-        }
-    }
+/// Runs `f` with the sessions of `slot` in `set`; `None` when the generation has none for it.
+fn on_sessions<T>(
+    set: &ModelSet,
+    slot: usize,
+    f: impl FnOnce(&ModelSet, &mut Sessions) -> T,
+) -> Option<T> {
+    let Some(mut sessions) = set.sessions(slot) else {
+        tracing::error!(slot, "inference sessions unavailable");
+        return None;
+    };
+    Some(f(set, &mut sessions))
 }

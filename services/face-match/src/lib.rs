@@ -99,6 +99,8 @@ impl App {
             "models loaded and warmed up"
         );
         kernel.set_ready("models", true);
+        let watched = engine.clone();
+        kernel.watch_ready("inference", move || watched.healthy());
         let reload_engine = engine.clone();
         kernel.on_reload(move || {
             let engine = reload_engine.clone();

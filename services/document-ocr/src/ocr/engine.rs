@@ -1,16 +1,9 @@
-//! Tesseract engines, each loaded once and used by one thread at a time, on dedicated workers behind a
-//! bounded queue: overload is refused at once (the caller answers `503 overloaded`).
+//! Tesseract engines, each loaded once and used by one thread at a time, on the suite's worker pool
+//! (`idv_shared::workers`): overload is refused at once (the caller answers `503 overloaded`).
 
-use std::{
-    panic::AssertUnwindSafe,
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-};
+use std::{path::PathBuf, sync::Arc};
 
-use crossbeam_channel::Sender;
+use idv_shared::workers::{PoolError, WorkerPool};
 use image::GrayImage;
 use tesseract::{PageSegMode, Tesseract};
 
@@ -203,7 +196,8 @@ pub struct EngineSpec {
 }
 
 impl EngineSpec {
-    fn build(&self) -> Result<Engines, OcrError> {
+    /// One set of engines as the spec says.
+    pub fn build(&self) -> Result<Engines, OcrError> {
         let dp = self.datapath.to_string_lossy().into_owned();
         Ok(Engines {
             primary: OcrEngine::new(&dp, &self.primary)?,
@@ -222,83 +216,26 @@ impl EngineSpec {
     }
 }
 
-type Job = Box<dyn FnOnce(&mut Engines) + Send>;
+/// The OCR workers: one set of [`Engines`] per thread, behind the suite's bounded queue.
+pub type Pool = WorkerPool<Engines>;
 
-/// The worker pool.
-#[derive(Debug)]
-pub struct Pool {
-    tx: Sender<Job>,
-    queued: Arc<AtomicUsize>,
-    capacity: usize,
+/// Checks the spec by building one set of engines (a broken install fails start-up, not the first request),
+/// then starts `workers` threads, each building its own; at most `capacity` documents wait.
+pub fn start_pool(
+    spec: EngineSpec,
     workers: usize,
+    capacity: usize,
+) -> Result<Arc<Pool>, OcrError> {
+    drop(spec.build()?);
+    WorkerPool::start("ocr", workers, capacity, move |_| spec.build())
+        .map_err(|e| OcrError::Recognise(e.to_string()))
 }
 
-impl Pool {
-    /// Checks the spec by building one set of engines, then starts `workers` threads, each with its own.
-    pub fn start(spec: EngineSpec, workers: usize, capacity: usize) -> Result<Arc<Self>, OcrError> {
-        drop(spec.build()?);
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
-        let queued = Arc::new(AtomicUsize::new(0));
-        for slot in 0..workers.max(1) {
-            let (rx, queued, spec) = (rx.clone(), queued.clone(), spec.clone());
-            std::thread::Builder::new()
-                .name(format!("ocr-{slot}"))
-                .spawn(move || {
-                    let mut engines = match spec.build() {
-                        Ok(e) => e,
-                        Err(e) => {
-                            tracing::error!(slot, error = %e, "OCR worker could not load its engines");
-                            return;
-                        }
-                    };
-                    while let Ok(job) = rx.recv() {
-                        queued.fetch_sub(1, Ordering::AcqRel);
-                        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut engines))).is_err() {
-                            tracing::error!(slot, "OCR job panicked; reloading the engines");
-                            match spec.build() {
-                                Ok(e) => engines = e,
-                                Err(_) => return,
-                            }
-                        }
-                    }
-                })
-                .map_err(|e| OcrError::Recognise(e.to_string()))?;
+impl From<PoolError> for OcrError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Overloaded { workers, capacity } => Self::Overloaded { workers, capacity },
+            PoolError::WorkerFailed => Self::WorkerFailed,
         }
-        Ok(Arc::new(Self {
-            tx,
-            queued,
-            capacity: capacity.max(1),
-            workers: workers.max(1),
-        }))
-    }
-
-    /// Runs `f` on a free worker's engines, or refuses at once when the queue is full. `f` is given a check
-    /// that turns true once the caller stopped waiting (a client gone, a request timed out), so long work can
-    /// stop early; a job whose caller left before it started is not run at all.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, OcrError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Engines, &dyn Fn() -> bool) -> T + Send + 'static,
-    {
-        self.queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
-                (q < self.capacity).then_some(q + 1)
-            })
-            .map_err(|_| OcrError::Overloaded {
-                workers: self.workers,
-                capacity: self.capacity,
-            })?;
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |engines| {
-            if !done.is_closed() {
-                let out = f(engines, &|| done.is_closed());
-                let _ = done.send(out);
-            }
-        });
-        if self.tx.send(job).is_err() {
-            self.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(OcrError::WorkerFailed);
-        }
-        result.await.map_err(|_| OcrError::WorkerFailed)
     }
 }
