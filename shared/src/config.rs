@@ -52,6 +52,8 @@ pub enum RegionStore {
     },
     /// An S3 bucket.
     S3(S3Settings),
+    /// Process memory, with residency tags (tests and throw-away demos: nothing survives a restart).
+    Memory,
 }
 
 /// HTTP server limits.

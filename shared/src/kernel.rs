@@ -34,7 +34,7 @@ use crate::{
     error::{ApiError, ErrorCode},
     http::{MakeRequestUlid, REQUEST_ID},
     limits::RateLimiter,
-    store::{ArtifactStores, LocalStore, ObjectStore, Residency, S3Store},
+    store::{ArtifactStores, LocalStore, MemoryStore, ObjectStore, Residency, S3Store},
     verdict::ServiceName,
 };
 
@@ -214,6 +214,7 @@ pub async fn build_stores(config: &CommonConfig) -> Result<ArtifactStores, Kerne
                 Arc::new(LocalStore::open(path)?)
             }
             RegionStore::S3(settings) => Arc::new(S3Store::connect(&settings).await),
+            RegionStore::Memory => Arc::new(MemoryStore::default()),
         };
         regions.insert(region, store);
     }

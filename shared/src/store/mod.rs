@@ -7,6 +7,7 @@
 
 mod id;
 mod local;
+mod memory;
 mod s3;
 mod sniff;
 
@@ -17,6 +18,7 @@ use bytes::Bytes;
 
 pub use id::{ArtifactId, Residency};
 pub use local::LocalStore;
+pub use memory::MemoryStore;
 pub use s3::{S3Settings, S3Store};
 pub use sniff::MediaType;
 
