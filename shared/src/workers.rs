@@ -91,21 +91,21 @@ impl<S: 'static> WorkerPool<S> {
             std::thread::Builder::new()
                 .name(format!("{name}-{slot}"))
                 .spawn(move || {
-                    let state = build(slot);
-                    let state = match state {
-                        Ok(s) => {
-                            alive.fetch_add(1, Ordering::AcqRel);
-                            gauge(name, &alive);
-                            let _ = started.send(());
-                            s
-                        }
+                    let built = build(slot);
+                    if built.is_ok() {
+                        alive.fetch_add(1, Ordering::AcqRel);
+                        gauge(name, &alive);
+                    }
+                    // Counted (or not) before `start` returns, so a new pool's health is already true.
+                    let _ = started.send(());
+                    drop(started);
+                    let state = match built {
+                        Ok(s) => s,
                         Err(e) => {
                             tracing::error!(pool = name, slot, error = %e, "worker could not build its state");
-                            let _ = started.send(());
                             return;
                         }
                     };
-                    drop(started);
                     work(name, slot, state, &rx, &queued, &*build);
                     alive.fetch_sub(1, Ordering::AcqRel);
                     gauge(name, &alive);
@@ -125,11 +125,6 @@ impl<S: 'static> WorkerPool<S> {
             capacity: capacity.max(1),
             workers,
         }))
-    }
-
-    /// Worker threads started.
-    pub fn workers(&self) -> usize {
-        self.workers
     }
 
     /// Workers running now (started with their state and not gone since).

@@ -196,8 +196,7 @@ pub struct EngineSpec {
 }
 
 impl EngineSpec {
-    /// One set of engines as the spec says.
-    pub fn build(&self) -> Result<Engines, OcrError> {
+    fn build(&self) -> Result<Engines, OcrError> {
         let dp = self.datapath.to_string_lossy().into_owned();
         Ok(Engines {
             primary: OcrEngine::new(&dp, &self.primary)?,
