@@ -44,6 +44,7 @@ async fn main() {
             &dir.path().join("ledger.jsonl"),
             16_384,
             idv_shared::config::AuditSettings::default().checkpoints(),
+            idv_shared::clock::SystemClock::shared(),
         )
         .unwrap(),
     );

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fsutil;

@@ -1,7 +1,9 @@
-//! Per-tenant, per-route rate limits: a token bucket per key, in memory, with a bounded number of keys.
+//! Per-tenant, per-route rate limits: the [`RateLimiter`] port, and its in-memory backend (a token bucket per
+//! key, with a bounded number of keys). A shared backend (Redis, for replicas) implements the same port.
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
@@ -34,14 +36,28 @@ struct Bucket {
     last: Instant,
 }
 
-/// Token buckets keyed by tenant and route template.
+/// The rate-limit port: one request of `tenant` on `route` (a route template, never a raw path).
+#[async_trait]
+pub trait RateLimiter: Send + Sync + std::fmt::Debug + 'static {
+    /// Takes one request's allowance, or answers `rate_limited` with `Retry-After`.
+    async fn check(&self, tenant: &str, route: &str) -> Result<(), ApiError>;
+}
+
+/// Token buckets keyed by tenant and route template, in this process's memory.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct MemoryRateLimiter {
     settings: RateLimitSettings,
     buckets: Mutex<HashMap<(String, String), Bucket>>,
 }
 
-impl RateLimiter {
+#[async_trait]
+impl RateLimiter for MemoryRateLimiter {
+    async fn check(&self, tenant: &str, route: &str) -> Result<(), ApiError> {
+        self.take(tenant, route)
+    }
+}
+
+impl MemoryRateLimiter {
     /// A limiter with these settings.
     pub fn new(settings: RateLimitSettings) -> Self {
         Self {
@@ -51,7 +67,7 @@ impl RateLimiter {
     }
 
     /// Takes one token for `(tenant, route)`, or answers `rate_limited` with the seconds until one is free.
-    pub fn check(&self, tenant: &str, route: &str) -> Result<(), ApiError> {
+    pub fn take(&self, tenant: &str, route: &str) -> Result<(), ApiError> {
         let RateLimitSettings {
             requests_per_second: rate,
             burst,
@@ -99,38 +115,38 @@ mod tests {
 
     #[test]
     fn buckets_are_per_tenant_and_route() {
-        let limiter = RateLimiter::new(RateLimitSettings {
+        let limiter = MemoryRateLimiter::new(RateLimitSettings {
             requests_per_second: 0.5,
             burst: 2.0,
             max_keys: 10,
         });
-        assert!(limiter.check("a", "/x").is_ok());
-        assert!(limiter.check("a", "/x").is_ok());
-        let err = limiter.check("a", "/x").unwrap_err();
+        assert!(limiter.take("a", "/x").is_ok());
+        assert!(limiter.take("a", "/x").is_ok());
+        let err = limiter.take("a", "/x").unwrap_err();
         assert_eq!(err.code, ErrorCode::RateLimited);
         assert_eq!(err.retry_after, Some(2));
         assert!(
-            limiter.check("b", "/x").is_ok(),
+            limiter.take("b", "/x").is_ok(),
             "another tenant is not limited"
         );
         assert!(
-            limiter.check("a", "/y").is_ok(),
+            limiter.take("a", "/y").is_ok(),
             "another route is not limited"
         );
     }
 
     #[test]
     fn key_count_is_bounded() {
-        let limiter = RateLimiter::new(RateLimitSettings {
+        let limiter = MemoryRateLimiter::new(RateLimitSettings {
             requests_per_second: 0.001,
             burst: 1.0,
             max_keys: 3,
         });
         for t in ["a", "b", "c"] {
-            limiter.check(t, "/x").unwrap();
+            limiter.take(t, "/x").unwrap();
         }
         assert_eq!(
-            limiter.check("d", "/x").unwrap_err().code,
+            limiter.take("d", "/x").unwrap_err().code,
             ErrorCode::RateLimited
         );
     }

@@ -5,9 +5,9 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::NaiveDate;
 use idv_shared::{
-    Kernel,
     auth::Caller,
     imaging::{DecodeLimits, decode_rgb},
+    kernel::ServicePorts,
     store::{ArtifactId, ArtifactKind},
     verdict::{Outcome, Reason, ReasonCode, Verdict, VerdictDraft},
 };
@@ -23,32 +23,6 @@ use crate::{
         reader,
     },
 };
-
-/// Today, for expiry and date centuries; injectable so tests can move it.
-pub trait Clock: Send + Sync {
-    /// The current date (UTC).
-    fn today(&self) -> NaiveDate;
-}
-
-/// The system clock.
-#[derive(Debug)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn today(&self) -> NaiveDate {
-        chrono::Utc::now().date_naive()
-    }
-}
-
-/// A fixed date.
-#[derive(Debug)]
-pub struct FixedClock(pub NaiveDate);
-
-impl Clock for FixedClock {
-    fn today(&self) -> NaiveDate {
-        self.0
-    }
-}
 
 /// What kind of document the caller expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema, Default)]
@@ -141,10 +115,9 @@ pub struct OcrQuery {
 
 /// The service.
 pub struct DocumentReader {
-    kernel: Arc<Kernel>,
+    ports: ServicePorts,
     pool: Arc<Pool>,
     decode: DecodeLimits,
-    clock: Arc<dyn Clock>,
     min_confidence: f64,
     budget: std::time::Duration,
 }
@@ -165,20 +138,19 @@ fn reason(code: ReasonCode, detail: impl Into<String>) -> Reason {
 }
 
 impl DocumentReader {
-    /// A reader over a kernel and an OCR pool; `budget` is each document's worker time at most.
+    /// A reader over the kernel's ports and an OCR pool; `budget` is each document's worker time at most.
+    /// The ports' clock says what "today" is, for expiry and date centuries.
     pub fn new(
-        kernel: Arc<Kernel>,
+        ports: ServicePorts,
         pool: Arc<Pool>,
         decode: DecodeLimits,
-        clock: Arc<dyn Clock>,
         min_confidence: f64,
         budget: std::time::Duration,
     ) -> Self {
         Self {
-            kernel,
+            ports,
             pool,
             decode,
-            clock,
             min_confidence,
             budget,
         }
@@ -191,11 +163,15 @@ impl DocumentReader {
         q: OcrQuery,
     ) -> Result<Verdict<OcrResult>, OcrServiceError> {
         let artifact = self
-            .kernel
-            .stores
+            .ports
+            .artifacts
             .fetch(&q.artifact, &caller.regions, ArtifactKind::Image)
             .await?;
-        let (bytes, limits, today) = (artifact.bytes.clone(), self.decode, self.clock.today());
+        let (bytes, limits, today) = (
+            artifact.bytes.clone(),
+            self.decode,
+            self.ports.clock.today(),
+        );
         let limit = self.budget;
         let scan = self
             .pool
@@ -219,7 +195,7 @@ impl DocumentReader {
             artifacts: vec![artifact.custody()],
             model: None,
         };
-        Ok(self.kernel.auditor.issue(&caller.tenant, draft).await?)
+        Ok(self.ports.verdicts.issue(&caller.tenant, draft).await?)
     }
 }
 

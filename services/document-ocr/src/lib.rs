@@ -15,6 +15,8 @@ use std::sync::Arc;
 use axum::{Router, extract::FromRef};
 use idv_shared::{
     Kernel,
+    auth::AuthContext,
+    clock::{SharedClock, SystemClock},
     config::CommonConfig,
     kernel::{KernelError, assemble, base_openapi},
     verdict::ServiceName,
@@ -40,6 +42,12 @@ impl FromRef<AppState> for Arc<Kernel> {
     }
 }
 
+impl FromRef<AppState> for AuthContext {
+    fn from_ref(state: &AppState) -> Self {
+        state.kernel.auth_context()
+    }
+}
+
 /// A built service, ready to serve.
 pub struct App {
     /// Shared state.
@@ -52,16 +60,16 @@ impl App {
         common: CommonConfig,
         settings: config::Settings,
     ) -> Result<Self, KernelError> {
-        Self::build_with(common, settings, Arc::new(document::SystemClock)).await
+        Self::build_with(common, settings, SystemClock::shared()).await
     }
 
-    /// Like [`App::build`] with another clock (tests move the date).
+    /// Like [`App::build`] on another clock (tests fix the date).
     pub async fn build_with(
         common: CommonConfig,
         settings: config::Settings,
-        clock: Arc<dyn document::Clock>,
+        clock: SharedClock,
     ) -> Result<Self, KernelError> {
-        let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
+        let kernel = Arc::new(Kernel::build_with_clock(SERVICE, common, clock).await?);
         kernel.set_ready("ocr", false);
         let fallback = Some(settings.fallback_language.clone()).filter(|l| !l.is_empty());
         let ocrb = if settings.mrz_font.as_os_str().is_empty() {
@@ -85,7 +93,7 @@ impl App {
                 .map_err(|e| KernelError::Config(e.to_string()))?;
         tracing::info!(workers, queue = capacity, language = %settings.language, "OCR engines loaded");
         kernel.set_ready("ocr", true);
-        Ok(Self::from_parts(kernel, settings, clock, pool))
+        Ok(Self::from_parts(kernel, settings, pool))
     }
 
     /// The service over a built kernel and an OCR pool however it was started (tests start one whose
@@ -93,16 +101,14 @@ impl App {
     pub fn from_parts(
         kernel: Arc<Kernel>,
         settings: config::Settings,
-        clock: Arc<dyn document::Clock>,
         pool: Arc<ocr::engine::Pool>,
     ) -> Self {
         let watched = pool.clone();
         kernel.watch_ready("ocr", move || watched.healthy());
         let documents = Arc::new(document::DocumentReader::new(
-            kernel.clone(),
+            kernel.ports(),
             pool,
             settings.decode,
-            clock,
             settings.min_confidence,
             settings.max_document(),
         ));

@@ -154,7 +154,8 @@ async fn serve() -> Bench {
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev =
+        DevIssuer::load_or_create(dir.path(), idv_shared::clock::SystemClock::shared()).unwrap();
     let token = dev
         .mint(&MintRequest {
             audience: SERVICE.as_str().into(),
@@ -172,7 +173,7 @@ async fn serve() -> Bench {
             let (kernel, eu) = (kernel.clone(), &eu);
             async move {
                 kernel
-                    .stores
+                    .stores()
                     .put_new(eu, bytes.into())
                     .await
                     .unwrap()

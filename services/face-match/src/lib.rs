@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::{Router, extract::FromRef};
 use idv_shared::{
     Kernel,
+    auth::AuthContext,
     config::CommonConfig,
     kernel::{KernelError, assemble, base_openapi},
     verdict::ServiceName,
@@ -46,6 +47,12 @@ pub struct AppState {
 impl FromRef<AppState> for Arc<Kernel> {
     fn from_ref(state: &AppState) -> Self {
         state.kernel.clone()
+    }
+}
+
+impl FromRef<AppState> for AuthContext {
+    fn from_ref(state: &AppState) -> Self {
+        state.kernel.auth_context()
     }
 }
 
@@ -114,7 +121,7 @@ impl App {
                 });
         });
         let faces = Arc::new(FaceMatcher::new(
-            kernel.clone(),
+            kernel.ports(),
             engine,
             settings.decode,
             settings.default_profile.clone(),

@@ -4,9 +4,9 @@
 use std::{sync::Arc, time::Instant};
 
 use idv_shared::{
-    Kernel,
     auth::Caller,
     imaging::DecodeLimits,
+    kernel::ServicePorts,
     metrics::record_stage,
     store::{ArtifactId, ArtifactKind},
     verdict::{Verdict, VerdictDraft},
@@ -34,7 +34,7 @@ pub struct MatchQuery {
 /// The service.
 #[derive(Debug)]
 pub struct FaceMatcher {
-    kernel: Arc<Kernel>,
+    ports: ServicePorts,
     engine: Arc<Engine>,
     decode: DecodeLimits,
     default_profile: String,
@@ -48,15 +48,15 @@ fn tag(role: Role) -> impl Fn(PipelineError) -> FaceMatchError {
 }
 
 impl FaceMatcher {
-    /// A matcher over a kernel and an engine.
+    /// A matcher over the kernel's ports and an inference engine.
     pub fn new(
-        kernel: Arc<Kernel>,
+        ports: ServicePorts,
         engine: Arc<Engine>,
         decode: DecodeLimits,
         default_profile: String,
     ) -> Self {
         Self {
-            kernel,
+            ports,
             engine,
             decode,
             default_profile,
@@ -93,7 +93,7 @@ impl FaceMatcher {
             return Err(FaceMatchError::UnknownProfile(profile));
         }
         let started = Instant::now();
-        let stores = &self.kernel.stores;
+        let stores = &self.ports.artifacts;
         let (reference, probe) = tokio::join!(
             stores.fetch(&query.reference, &caller.regions, ArtifactKind::Image),
             stores.fetch(&query.probe, &caller.regions, ArtifactKind::Image),
@@ -173,8 +173,8 @@ impl FaceMatcher {
             artifacts: vec![reference.custody(), probe.custody()],
             model: Some(embedder),
         };
-        self.kernel
-            .auditor
+        self.ports
+            .verdicts
             .issue(&caller.tenant, draft)
             .await
             .map_err(|e| FaceMatchError::Inference(e.detail))

@@ -38,7 +38,8 @@ async fn main() {
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev =
+        DevIssuer::load_or_create(dir.path(), idv_shared::clock::SystemClock::shared()).unwrap();
     let token = dev
         .mint(&MintRequest {
             audience: SERVICE.as_str().into(),
@@ -62,7 +63,7 @@ async fn main() {
             serial += 1;
             let body = json!({ "phone_number": format!("+49152{:08}", 10_000_000 + serial) });
             let art = kernel
-                .stores
+                .stores()
                 .put_new(
                     &"eu".parse().unwrap(),
                     serde_json::to_vec(&body).unwrap().into(),
@@ -150,5 +151,5 @@ async fn main() {
             percentile(&all, 0.99)
         );
     }
-    kernel.auditor.shutdown();
+    kernel.auditor().shutdown();
 }

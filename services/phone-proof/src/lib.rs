@@ -4,7 +4,6 @@
 //! whole service on `127.0.0.1:0`.
 
 pub mod challenge;
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod routes;
@@ -18,10 +17,11 @@ use challenge::{
     code::Keys,
     service::{PhoneProof, Ports},
 };
-use clock::{Clock, SystemClock};
 use config::{SenderKind, Settings};
 use idv_shared::{
     Kernel,
+    auth::AuthContext,
+    clock::{SharedClock, SystemClock},
     config::CommonConfig,
     kernel::{KernelError, assemble, base_openapi},
     verdict::ServiceName,
@@ -53,6 +53,12 @@ impl FromRef<AppState> for Arc<Kernel> {
     }
 }
 
+impl FromRef<AppState> for AuthContext {
+    fn from_ref(state: &AppState) -> Self {
+        state.kernel.auth_context()
+    }
+}
+
 /// A built service, ready to serve.
 pub struct App {
     /// Shared state.
@@ -74,8 +80,9 @@ impl App {
         settings
             .validate()
             .map_err(|e| KernelError::Config(e.to_string()))?;
-        let kernel = Arc::new(Kernel::build(SERVICE, common).await?);
-        let data_dir = kernel.config.data_dir.clone();
+        let clock = overrides.clock.unwrap_or_else(SystemClock::shared);
+        let kernel = Arc::new(Kernel::build_with_clock(SERVICE, common, clock.clone()).await?);
+        let data_dir = kernel.config().data_dir.clone();
         let keys = Keys::load(
             settings.secret_key.as_ref().map(|s| s.expose()),
             &data_dir.join("phone-proof").join("secret.key"),
@@ -92,16 +99,15 @@ impl App {
             ),
             None => Arc::new(MemoryStore::new(settings.memory_max_challenges)),
         };
-        let sender = build_sender(&settings, &data_dir)?;
+        let sender = build_sender(&settings, &data_dir, clock)?;
         tracing::info!(store = %store.describe(), sender = %sender.describe(), "phone-proof ports");
         spawn_readiness(kernel.clone(), store.clone());
         let ports = Ports {
             store,
             sender,
-            clock: overrides.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             keys,
         };
-        let phone = Arc::new(PhoneProof::new(kernel.clone(), ports, &settings));
+        let phone = Arc::new(PhoneProof::new(kernel.ports(), ports, &settings));
         Ok(Self {
             state: AppState {
                 kernel,
@@ -131,13 +137,14 @@ impl App {
 /// Ports a test (or an embedding) may replace.
 #[derive(Default)]
 pub struct Overrides {
-    /// The clock; default the system clock.
-    pub clock: Option<Arc<dyn Clock>>,
+    /// The clock (of the whole service: tokens, verdicts, challenges); default the system clock.
+    pub clock: Option<SharedClock>,
 }
 
 fn build_sender(
     settings: &Settings,
     data_dir: &std::path::Path,
+    clock: SharedClock,
 ) -> Result<Arc<dyn Sender>, KernelError> {
     let s = &settings.sender;
     match s.kind {
@@ -173,7 +180,7 @@ fn build_sender(
                 timeout: Duration::from_millis(s.webhook_timeout_ms),
                 backoff: Duration::from_millis(s.webhook_backoff_ms),
             };
-            let sender = WebhookSender::new(url, secrets, s.event_source.clone(), retry)
+            let sender = WebhookSender::new(url, secrets, s.event_source.clone(), retry, clock)
                 .map_err(|e| bad(&e.to_string()))?;
             Ok(Arc::new(sender))
         }

@@ -44,6 +44,8 @@ pub struct Checkpoints {
     pub policy: CheckpointPolicy,
     /// With what key.
     pub sign: HeadSigner,
+    /// What dates each checkpoint's `at`.
+    pub clock: crate::clock::SharedClock,
 }
 
 #[derive(Serialize, Deserialize)]

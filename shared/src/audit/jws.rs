@@ -10,6 +10,8 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -180,10 +182,9 @@ fn key_err(path: &Path, cause: impl std::fmt::Display) -> JwsError {
     }
 }
 
-fn new_key() -> Result<(String, SigningKey, StoredKey), getrandom::Error> {
+fn new_key(created_at: DateTime<Utc>) -> Result<(String, SigningKey, StoredKey), getrandom::Error> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed)?;
-    let created_at = Utc::now();
     let kid = format!(
         "{}-{}",
         created_at.format("%Y%m%d"),
@@ -199,10 +200,11 @@ fn new_key() -> Result<(String, SigningKey, StoredKey), getrandom::Error> {
 }
 
 impl KeyRing {
-    /// Loads the ring at `path`, creating it with one fresh key when the file does not exist.
-    pub fn load_or_create(path: &Path) -> Result<Self, JwsError> {
+    /// Loads the ring at `path`, creating it with one fresh key (dated by `clock`) when the file does not
+    /// exist.
+    pub fn load_or_create(path: &Path, clock: &dyn Clock) -> Result<Self, JwsError> {
         if !path.exists() {
-            let (_, _, stored) = new_key().map_err(|e| key_err(path, e))?;
+            let (_, _, stored) = new_key(clock.now()).map_err(|e| key_err(path, e))?;
             write_key_file(path, &KeyFile { keys: vec![stored] }, Create::Exclusive)?;
         }
         Self::load(path)
@@ -232,10 +234,10 @@ impl KeyRing {
 
     /// Adds a new key that signs from now on; older keys stay in the JWKS so old tokens still verify.
     /// Returns the new `kid`.
-    pub fn rotate(path: &Path) -> Result<String, JwsError> {
+    pub fn rotate(path: &Path, clock: &dyn Clock) -> Result<String, JwsError> {
         let raw = std::fs::read(path).map_err(|e| key_err(path, e))?;
         let mut file: KeyFile = serde_json::from_slice(&raw).map_err(|e| key_err(path, e))?;
-        let (kid, _, stored) = new_key().map_err(|e| key_err(path, e))?;
+        let (kid, _, stored) = new_key(clock.now()).map_err(|e| key_err(path, e))?;
         file.keys.insert(0, stored);
         write_key_file(path, &file, Create::Replace)?;
         Ok(kid)
@@ -299,7 +301,7 @@ mod tests {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
-                        KeyRing::load_or_create(&path)
+                        KeyRing::load_or_create(&path, &crate::clock::SystemClock)
                             .unwrap()
                             .active()
                             .0
@@ -317,9 +319,9 @@ mod tests {
     fn rotation_keeps_old_tokens_verifiable_and_pins_the_algorithm() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let ring = KeyRing::load_or_create(&path).unwrap();
+        let ring = KeyRing::load_or_create(&path, &crate::clock::SystemClock).unwrap();
         let old = ring.sign(&serde_json::json!({"n": 1})).unwrap();
-        let new_kid = KeyRing::rotate(&path).unwrap();
+        let new_kid = KeyRing::rotate(&path, &crate::clock::SystemClock).unwrap();
         let ring = KeyRing::load(&path).unwrap();
         assert_eq!(ring.active().0, new_kid);
         let jwks = ring.jwks();
@@ -342,7 +344,9 @@ mod tests {
             verify::<AnyClaims>(&parts.join("."), &jwks),
             Err(JwsError::Algorithm)
         ));
-        let stranger = KeyRing::load_or_create(&dir.path().join("other.json")).unwrap();
+        let stranger =
+            KeyRing::load_or_create(&dir.path().join("other.json"), &crate::clock::SystemClock)
+                .unwrap();
         assert!(matches!(
             verify::<AnyClaims>(&stranger.sign(&1).unwrap(), &jwks),
             Err(JwsError::UnknownKid)
@@ -357,7 +361,9 @@ mod tests {
     #[test]
     fn claims_that_do_not_serialize_are_an_error_not_an_empty_signature() {
         let dir = tempfile::tempdir().unwrap();
-        let ring = KeyRing::load_or_create(&dir.path().join("keys.json")).unwrap();
+        let ring =
+            KeyRing::load_or_create(&dir.path().join("keys.json"), &crate::clock::SystemClock)
+                .unwrap();
         // JSON object keys must be strings: a map keyed by tuples cannot be serialized.
         let claims: BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into_iter().collect();
         assert!(matches!(ring.sign(&claims), Err(JwsError::Encode(_))));

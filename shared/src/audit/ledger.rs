@@ -297,7 +297,7 @@ impl Writer {
             typ: CHECKPOINT_TYP.into(),
             seq: self.head.seq,
             hash: self.head.hash.clone(),
-            at: chrono::Utc::now().timestamp(),
+            at: c.clock.now_secs(),
             every: c.policy.every_entries.max(1),
         };
         let Some(token) = (c.sign)(&claims) else {

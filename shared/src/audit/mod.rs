@@ -11,7 +11,6 @@ use std::{
     time::Instant,
 };
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{CheckpointPolicy, Checkpoints, HeadSigner};
@@ -19,6 +18,7 @@ pub use jws::{Jwk, Jwks, KeyRing};
 pub use ledger::{Ledger, Verification};
 
 use crate::{
+    clock::SharedClock,
     error::ApiError,
     verdict::{
         ArtifactRef, ModelRef, ServiceName, Verdict, VerdictDraft, new_verification_id, sha256_hex,
@@ -67,6 +67,7 @@ pub struct Auditor {
     keys: Arc<RwLock<Arc<KeyRing>>>,
     keys_path: PathBuf,
     ledger: Ledger,
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for Auditor {
@@ -97,8 +98,11 @@ impl Auditor {
         ledger_path: &Path,
         queue_capacity: usize,
         checkpoints: CheckpointPolicy,
+        clock: SharedClock,
     ) -> Result<Self, AuditSetupError> {
-        let keys = Arc::new(RwLock::new(Arc::new(KeyRing::load_or_create(keys_path)?)));
+        let keys = Arc::new(RwLock::new(Arc::new(KeyRing::load_or_create(
+            keys_path, &*clock,
+        )?)));
         let signer = keys.clone();
         let sign: HeadSigner = Box::new(move |claims| {
             let ring = match signer.read() {
@@ -115,6 +119,7 @@ impl Auditor {
             Checkpoints {
                 policy: checkpoints,
                 sign,
+                clock: clock.clone(),
             },
         )?;
         Ok(Self {
@@ -122,6 +127,7 @@ impl Auditor {
             keys,
             keys_path: keys_path.to_owned(),
             ledger,
+            clock,
         })
     }
 
@@ -154,7 +160,7 @@ impl Auditor {
         draft: VerdictDraft<R>,
     ) -> Result<Verdict<R>, ApiError> {
         let started = Instant::now();
-        let created_at = Utc::now();
+        let created_at = self.clock.now();
         let id = new_verification_id();
         let result_json = serde_json::to_vec(&draft.result).map_err(ApiError::internal)?;
         let claims = AuditClaims {

@@ -180,7 +180,8 @@ mod tests {
     };
 
     fn signed_ledger(dir: &Path, every_entries: u64, every: Duration) -> (Ledger, Jwks) {
-        let ring = KeyRing::load_or_create(&dir.join("keys.json")).unwrap();
+        let ring =
+            KeyRing::load_or_create(&dir.join("keys.json"), &crate::clock::SystemClock).unwrap();
         let jwks = ring.jwks();
         let ledger = Ledger::open_with_checkpoints(
             &dir.join("ledger.jsonl"),
@@ -191,6 +192,7 @@ mod tests {
                     every,
                 },
                 sign: Box::new(move |c| ring.sign(c).ok()),
+                clock: crate::clock::SystemClock::shared(),
             },
         )
         .unwrap();
@@ -293,9 +295,10 @@ mod tests {
         // A checkpoint signed by another key does not count.
         std::fs::write(&path, &original).unwrap();
         let stranger = tempfile::tempdir().unwrap();
-        let other = KeyRing::load_or_create(&stranger.path().join("k.json"))
-            .unwrap()
-            .jwks();
+        let other =
+            KeyRing::load_or_create(&stranger.path().join("k.json"), &crate::clock::SystemClock)
+                .unwrap()
+                .jwks();
         assert!(matches!(
             verify_file_anchored(
                 &path,

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::JwksSource;
-use crate::audit::{KeyRing, jws::JwsError};
+use crate::{
+    audit::{KeyRing, jws::JwsError},
+    clock::SharedClock,
+};
 
 /// The `iss` of dev tokens.
 pub const DEV_ISSUER: &str = "idv-dev-issuer";
@@ -14,10 +17,11 @@ pub const DEV_ISSUER: &str = "idv-dev-issuer";
 /// Longest lifetime a dev token may be minted with (the services' default maximum).
 pub const MAX_DEV_TTL_SECS: i64 = 15 * 60;
 
-/// The dev issuer's key ring.
+/// The dev issuer's key ring, and the clock its tokens are dated by.
 #[derive(Debug)]
 pub struct DevIssuer {
     ring: KeyRing,
+    clock: SharedClock,
 }
 
 /// What a dev token grants.
@@ -55,10 +59,12 @@ impl DevIssuer {
         data_dir.join("dev-issuer").join("keys.json")
     }
 
-    /// Loads the dev key, creating it on first run.
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, JwsError> {
+    /// Loads the dev key, creating it on first run; tokens are dated by `clock` (a test's manual clock
+    /// mints tokens its services accept).
+    pub fn load_or_create(data_dir: &Path, clock: SharedClock) -> Result<Self, JwsError> {
         Ok(Self {
-            ring: KeyRing::load_or_create(&Self::key_path(data_dir))?,
+            ring: KeyRing::load_or_create(&Self::key_path(data_dir), &*clock)?,
+            clock,
         })
     }
 
@@ -72,14 +78,14 @@ impl DevIssuer {
 
     /// Mints a gateway token.
     pub fn mint(&self, req: &MintRequest) -> Result<String, JwsError> {
-        let now = chrono::Utc::now().timestamp();
+        let now = self.clock.now_secs();
         let claims = DevClaims {
             iss: DEV_ISSUER,
             sub: "dev",
             aud: &req.audience,
             iat: now,
             nbf: now,
-            exp: now + req.ttl_secs.clamp(1, MAX_DEV_TTL_SECS),
+            exp: now.saturating_add(req.ttl_secs.clamp(1, MAX_DEV_TTL_SECS)),
             jti: ulid::Ulid::new().to_string(),
             scope: req.scopes.join(" "),
             tenant: &req.tenant,

@@ -20,8 +20,9 @@ use serde::Deserialize;
 pub use jwks::{JwksError, JwksSource};
 
 use crate::{
+    clock::SharedClock,
     error::{ApiError, ErrorCode},
-    kernel::Kernel,
+    limits::RateLimiter,
     store::Residency,
 };
 
@@ -124,6 +125,7 @@ impl OneOrMany {
 struct GatewayClaims {
     exp: i64,
     iat: i64,
+    nbf: Option<i64>,
     scope: OneOrMany,
     tenant: String,
     residency: OneOrMany,
@@ -137,6 +139,7 @@ pub struct Authenticator {
     jwks: JwksSource,
     max_lifetime_secs: i64,
     leeway_secs: u64,
+    clock: SharedClock,
 }
 
 fn unauthorized(detail: &str) -> ApiError {
@@ -144,14 +147,21 @@ fn unauthorized(detail: &str) -> ApiError {
 }
 
 impl Authenticator {
-    /// An authenticator for `audience` trusting `issuer`'s keys.
-    pub fn new(audience: &str, issuer: String, jwks: JwksSource, settings: &AuthSettings) -> Self {
+    /// An authenticator for `audience` trusting `issuer`'s keys; `exp`, `nbf` and `iat` are judged by `clock`.
+    pub fn new(
+        audience: &str,
+        issuer: String,
+        jwks: JwksSource,
+        settings: &AuthSettings,
+        clock: SharedClock,
+    ) -> Self {
         Self {
             audience: audience.to_owned(),
             issuer,
             jwks,
             max_lifetime_secs: settings.max_lifetime_secs,
             leeway_secs: settings.leeway_secs,
+            clock,
         }
     }
 
@@ -207,8 +217,10 @@ impl Authenticator {
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
-        validation.validate_nbf = true;
-        validation.leeway = self.leeway_secs;
+        // Time is judged below, on the suite's clock, in checked arithmetic: jsonwebtoken would read the
+        // system time itself.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         let data = jsonwebtoken::decode::<GatewayClaims>(token, &key, &validation).map_err(|e| {
             unauthorized(match e.kind() {
                 ErrorKind::ExpiredSignature => "token expired",
@@ -225,10 +237,13 @@ impl Authenticator {
             })
         })?;
         let claims = data.claims;
-        check_lifetime(
-            claims.iat,
-            claims.exp,
-            chrono::Utc::now().timestamp(),
+        check_times(
+            TokenTimes {
+                iat: claims.iat,
+                exp: claims.exp,
+                nbf: claims.nbf,
+            },
+            self.clock.now_secs(),
             self.leeway_secs,
             self.max_lifetime_secs,
         )?;
@@ -274,29 +289,51 @@ fn refuse_critical_extensions(token: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The lifetime rules, in checked arithmetic: claims are attacker-chosen integers, so `exp - iat` and
-/// `now + leeway` must not wrap (in a release build a wrapped difference would pass the cap).
-fn check_lifetime(
+/// A token's time claims.
+#[derive(Debug, Clone, Copy)]
+struct TokenTimes {
     iat: i64,
     exp: i64,
+    nbf: Option<i64>,
+}
+
+/// The time rules (RFC 7519 §4.1.4–4.1.6 with leeway, and the lifetime cap), in checked arithmetic: claims
+/// are attacker-chosen integers, so `exp - iat` and `now ± leeway` must not wrap (in a release build a
+/// wrapped difference would pass the cap).
+fn check_times(
+    t: TokenTimes,
     now: i64,
     leeway_secs: u64,
     max_lifetime_secs: i64,
 ) -> Result<(), ApiError> {
-    let latest_iat = i64::try_from(leeway_secs)
-        .ok()
-        .and_then(|l| now.checked_add(l))
-        .unwrap_or(i64::MAX);
-    if iat > latest_iat {
+    let leeway = i64::try_from(leeway_secs).unwrap_or(i64::MAX);
+    let (earliest, latest) = (now.saturating_sub(leeway), now.saturating_add(leeway));
+    if t.exp < earliest {
+        return Err(unauthorized("token expired"));
+    }
+    if t.nbf.is_some_and(|nbf| nbf > latest) {
+        return Err(unauthorized("token not yet valid"));
+    }
+    if t.iat > latest {
         return Err(unauthorized("token not yet valid (issued in the future)"));
     }
-    match exp.checked_sub(iat) {
+    match t.exp.checked_sub(t.iat) {
         Some(lifetime) if (0..=max_lifetime_secs).contains(&lifetime) => Ok(()),
         Some(lifetime) if lifetime > max_lifetime_secs => {
             Err(unauthorized("token lifetime exceeds the maximum"))
         }
         _ => Err(unauthorized("token exp and iat do not form a lifetime")),
     }
+}
+
+/// What [`Authorized`] needs, and all it can reach: the token checks and the rate limiter. A service's state
+/// provides it through `FromRef`.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// Gateway token checks.
+    pub authenticator: Arc<Authenticator>,
+    /// Per-tenant, per-route limits.
+    pub limiter: Arc<dyn RateLimiter>,
 }
 
 /// Extracts an authenticated caller holding scope `S`, and applies the per-tenant, per-route rate limit.
@@ -317,18 +354,18 @@ impl<S: Scope> std::ops::Deref for Authorized<S> {
 impl<St, S> FromRequestParts<St> for Authorized<S>
 where
     St: Send + Sync,
-    Arc<Kernel>: FromRef<St>,
+    AuthContext: FromRef<St>,
     S: Scope,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, ApiError> {
-        let kernel = Arc::<Kernel>::from_ref(state);
+        let auth = AuthContext::from_ref(state);
         let header = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let caller = kernel.auth.authenticate(header).await?;
+        let caller = auth.authenticator.authenticate(header).await?;
         if !caller.has_scope(S::NAME) {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
@@ -340,10 +377,61 @@ where
             .get::<MatchedPath>()
             .map(|p| p.as_str())
             .unwrap_or("unmatched");
-        kernel.limiter.check(&caller.tenant, route)?;
+        auth.limiter.check(&caller.tenant, route).await?;
         Ok(Self {
             caller,
             _scope: PhantomData,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(r: Result<(), ApiError>) -> String {
+        r.err().map(|e| e.detail).unwrap_or_default()
+    }
+
+    #[test]
+    fn times_are_judged_on_the_given_now_with_leeway_and_without_wrapping() {
+        let now = 1_800_000_000;
+        let ok = TokenTimes {
+            iat: now - 60,
+            exp: now + 240,
+            nbf: Some(now - 60),
+        };
+        assert!(check_times(ok, now, 30, 900).is_ok());
+        // Expired 20 s ago is inside a 30 s leeway; 40 s ago is not.
+        let late = |by| TokenTimes {
+            iat: now - 300 - by,
+            exp: now - by,
+            nbf: None,
+        };
+        assert!(check_times(late(20), now, 30, 900).is_ok());
+        assert_eq!(detail(check_times(late(40), now, 30, 900)), "token expired");
+        let early = TokenTimes {
+            nbf: Some(now + 31),
+            ..ok
+        };
+        assert_eq!(
+            detail(check_times(early, now, 30, 900)),
+            "token not yet valid"
+        );
+        let long = TokenTimes {
+            exp: now + 900,
+            ..ok
+        };
+        assert_eq!(
+            detail(check_times(long, now, 30, 900)),
+            "token lifetime exceeds the maximum"
+        );
+        let wrapping = TokenTimes {
+            iat: i64::MIN,
+            exp: i64::MAX,
+            nbf: Some(i64::MIN),
+        };
+        assert!(check_times(wrapping, now, u64::MAX, 900).is_err());
+        assert!(check_times(ok, i64::MAX, u64::MAX, 900).is_ok());
     }
 }

@@ -23,7 +23,7 @@ async fn tokens_verify_against_the_jwks_after_key_rotation() {
     let before = verdict(&app, &token, &id).await;
 
     let keys = app.dir.path().join("audit").join("keys.json");
-    let new_kid = KeyRing::rotate(&keys).unwrap();
+    let new_kid = KeyRing::rotate(&keys, &idv_shared::clock::SystemClock).unwrap();
     app.kernel.reload();
     let after = verdict(&app, &token, &id).await;
     assert_eq!(
@@ -80,8 +80,8 @@ async fn flipping_one_byte_of_a_ledger_entry_is_reported_at_that_entry() {
     for _ in 0..6 {
         verdict(&app, &token, &id).await;
     }
-    let path = app.kernel.auditor.ledger_path().to_owned();
-    app.kernel.auditor.shutdown();
+    let path = app.kernel.auditor().ledger_path().to_owned();
+    app.kernel.auditor().shutdown();
     // Six verdicts and the checkpoint signed at shutdown.
     assert!(matches!(
         verify_file(&path).unwrap(),
@@ -131,7 +131,7 @@ async fn crash_child() {
     std::fs::write(dir.join("artifact"), id.to_string()).unwrap();
     std::fs::write(
         dir.join("ledger-path"),
-        app.kernel.auditor.ledger_path().to_str().unwrap(),
+        app.kernel.auditor().ledger_path().to_str().unwrap(),
     )
     .unwrap();
     std::fs::write(dir.join("addr.tmp"), app.addr.to_string()).unwrap();

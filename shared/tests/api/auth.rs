@@ -11,7 +11,7 @@ fn sign_raw(dev: &idv_shared::auth::dev::DevIssuer, claims: &Value) -> String {
 }
 
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock)
 }
 
 fn claims(overrides: Value) -> Value {
@@ -51,7 +51,11 @@ async fn every_bad_token_is_refused_with_its_code() {
     assert_eq!(res.status(), 200);
 
     let stranger_dir = tempfile::tempdir().unwrap();
-    let stranger = KeyRing::load_or_create(&stranger_dir.path().join("k.json")).unwrap();
+    let stranger = KeyRing::load_or_create(
+        &stranger_dir.path().join("k.json"),
+        &idv_shared::clock::SystemClock,
+    )
+    .unwrap();
     let unsigned = format!(
         "{}.{}.",
         B64.encode(br#"{"alg":"none","typ":"JWT"}"#),
@@ -186,4 +190,91 @@ async fn a_signature_over_other_claims_is_refused() {
     parts[1] = B64.encode(claims(json!({"tenant": "someone-else"})).to_string());
     let res = call(&app, &id, Some(format!("Bearer {}", parts.join(".")))).await;
     assert_problem(res, 401, "unauthorized").await;
+}
+
+/// `Authorized` needs only an `AuthContext`: no stores, ledger or key files. And the authenticator judges
+/// `exp` by the clock it was given, so moving a manual clock expires a token that real time has not.
+#[tokio::test]
+async fn authorized_works_over_an_auth_context_alone_on_its_clock() {
+    use std::{sync::Arc, time::Duration};
+
+    use axum::routing::get;
+    use idv_shared::{
+        auth::{AuthContext, AuthSettings, Authenticator, Authorized, FaceVerify, dev::DevIssuer},
+        clock::{ManualClock, SharedClock},
+        limits::{MemoryRateLimiter, RateLimitSettings},
+    };
+
+    async fn whoami(caller: Authorized<FaceVerify>) -> String {
+        caller.tenant.clone()
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let shared: SharedClock = clock.clone();
+    let dev = DevIssuer::load_or_create(dir.path(), shared.clone()).unwrap();
+    let auth = AuthContext {
+        authenticator: Arc::new(Authenticator::new(
+            "face-match",
+            "idv-dev-issuer".into(),
+            dev.jwks_source(),
+            &AuthSettings::default(),
+            shared,
+        )),
+        limiter: Arc::new(MemoryRateLimiter::new(RateLimitSettings {
+            requests_per_second: 0.001,
+            burst: 2.0,
+            max_keys: 8,
+        })),
+    };
+    let router = axum::Router::new()
+        .route("/whoami", get(whoami))
+        .with_state(auth)
+        .layer(axum::middleware::from_fn(
+            idv_shared::error::problem_middleware,
+        ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let client = reqwest::Client::new();
+    let call = |token: Option<String>| {
+        let mut req = client.get(format!("http://{addr}/whoami"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let token = |scopes: &[&str]| {
+        dev.mint(&idv_shared::auth::dev::MintRequest {
+            audience: "face-match".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+            tenant: "acme".into(),
+            regions: vec!["eu".into()],
+            ttl_secs: 120,
+        })
+        .unwrap()
+    };
+
+    assert_eq!(call(None).await.unwrap().status(), 401);
+    assert_eq!(
+        call(Some(token(&["ocr:verify"]))).await.unwrap().status(),
+        403
+    );
+    let ok = call(Some(token(&["face:verify"]))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "acme");
+
+    // 120 s of life plus 30 s of leeway: at +149 s the token holds, at +151 s it is expired.
+    let held = token(&["face:verify"]);
+    clock.advance(Duration::from_secs(149));
+    assert_eq!(call(Some(held.clone())).await.unwrap().status(), 200);
+    clock.advance(Duration::from_secs(2));
+    let expired = call(Some(held)).await.unwrap();
+    assert_eq!(expired.status(), 401);
+    let body: Value = expired.json().await.unwrap();
+    assert_eq!(body["detail"], "token expired", "{body}");
+
+    // The burst of two was spent above (403 is refused before the limiter): the next is limited.
+    let limited = call(Some(token(&["face:verify"]))).await.unwrap();
+    assert_eq!(limited.status(), 429);
 }

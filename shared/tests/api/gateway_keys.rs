@@ -133,7 +133,7 @@ impl GatewayKey {
 }
 
 fn claims(overrides: Value) -> Value {
-    let now = chrono::Utc::now().timestamp();
+    let now = idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock);
     let mut c = json!({
         "iss": ISSUER, "aud": "face-match", "sub": "gw", "iat": now, "exp": now + 300,
         "scope": "face:verify", "tenant": "acme", "residency": ["eu"],
@@ -224,7 +224,7 @@ async fn an_unknown_critical_header_or_an_overflowing_lifetime_is_refused() {
     let file = dir.path().join("gateway-jwks.json");
     std::fs::write(&file, jwks(&[&ed]).to_string()).unwrap();
     let (app, id) = app_trusting(file.display().to_string(), 10).await;
-    let now = chrono::Utc::now().timestamp();
+    let now = idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock);
     let cases = [
         (
             "unknown crit",

@@ -46,7 +46,7 @@ async fn probe(
     ApiJson(req): ApiJson<ProbeRequest>,
 ) -> Result<ApiJson<Verdict<ProbeResult>>, ApiError> {
     let artifact = kernel
-        .stores
+        .stores()
         .fetch(&req.artifact_id, &caller.regions, ArtifactKind::Image)
         .await?;
     let draft = VerdictDraft {
@@ -60,7 +60,9 @@ async fn probe(
         artifacts: vec![artifact.custody()],
         model: None,
     };
-    Ok(ApiJson(kernel.auditor.issue(&caller.tenant, draft).await?))
+    Ok(ApiJson(
+        kernel.auditor().issue(&caller.tenant, draft).await?,
+    ))
 }
 
 pub struct Options {
@@ -147,7 +149,8 @@ pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::Tcp
             .insert("us".into(), RegionStore::Local { path: None });
     }
     idv_shared::telemetry::init(&config.log);
-    let dev = DevIssuer::load_or_create(&config.data_dir).unwrap();
+    let dev = DevIssuer::load_or_create(&config.data_dir, idv_shared::clock::SystemClock::shared())
+        .unwrap();
     let kernel = Arc::new(Kernel::build(ServiceName::FaceMatch, config).await.unwrap());
     let routes = OpenApiRouter::new().route("/v1/probe", post(probe));
     let doc = idv_shared::kernel::base_openapi(ServiceName::FaceMatch, "test", "kernel test app");
@@ -193,7 +196,7 @@ impl TestApp {
 
     pub async fn put(&self, region: &str, bytes: Vec<u8>) -> ArtifactId {
         self.kernel
-            .stores
+            .stores()
             .put_new(&region.parse().unwrap(), bytes.into())
             .await
             .unwrap()

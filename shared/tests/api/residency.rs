@@ -33,7 +33,7 @@ async fn residency_rules_hold(backend: Backend) {
     // An object whose own tag disagrees with the region it sits in.
     let liar = ArtifactId::generate("eu".parse().unwrap());
     app.kernel
-        .stores
+        .stores()
         .put_raw(
             &"eu".parse().unwrap(),
             &liar.object_key(),

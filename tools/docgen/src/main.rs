@@ -38,7 +38,9 @@ struct Cli {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let font = load_font().map_err(anyhow::Error::msg)?;
-    let today = cli.today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let today = cli
+        .today
+        .unwrap_or_else(|| idv_shared::clock::Clock::today(&idv_shared::clock::SystemClock));
     std::fs::create_dir_all(&cli.out).with_context(|| cli.out.display().to_string())?;
     let photo = match &cli.photo {
         Some(path) => Some(

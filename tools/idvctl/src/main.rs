@@ -198,7 +198,10 @@ async fn main() -> anyhow::Result<()> {
                 },
         } => {
             let svc = service(&name)?;
-            let dev = DevIssuer::load_or_create(&common.data_dir)?;
+            let dev = DevIssuer::load_or_create(
+                &common.data_dir,
+                idv_shared::clock::SystemClock::shared(),
+            )?;
             let scopes = if scopes.is_empty() {
                 default_scopes(svc)
             } else {
@@ -260,9 +263,9 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let path = keys.unwrap_or_else(|| common.audit_keys_path());
             if !path.exists() {
-                KeyRing::load_or_create(&path)?;
+                KeyRing::load_or_create(&path, &idv_shared::clock::SystemClock)?;
             }
-            let kid = KeyRing::rotate(&path)?;
+            let kid = KeyRing::rotate(&path, &idv_shared::clock::SystemClock)?;
             println!(
                 "new active key {kid} in {}; send SIGHUP to running services",
                 path.display()

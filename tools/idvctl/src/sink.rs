@@ -45,7 +45,7 @@ async fn receive(State(sink): State<Sink>, headers: HeaderMap, body: Bytes) -> S
         header(&headers, "webhook-timestamp"),
         header(&headers, "webhook-signature"),
         &body,
-        chrono::Utc::now().timestamp(),
+        idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock),
     );
     if !signed {
         return StatusCode::UNAUTHORIZED;

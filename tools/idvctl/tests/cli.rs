@@ -81,6 +81,7 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
         &ledger,
         64,
         idv_shared::config::AuditSettings::default().checkpoints(),
+        idv_shared::clock::SystemClock::shared(),
     )
     .unwrap();
     let draft = || VerdictDraft {
@@ -293,8 +294,5 @@ async fn sms_sink_takes_only_signed_events_and_hands_out_codes() {
 }
 
 fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock)
 }

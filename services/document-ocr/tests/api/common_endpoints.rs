@@ -20,7 +20,7 @@ async fn common_endpoints_answer() {
 async fn readyz_answers_503_while_the_ocr_workers_have_no_engines() {
     use std::sync::Arc;
 
-    use document_ocr::{App, document::FixedClock, ocr::engine::Engines};
+    use document_ocr::{App, ocr::engine::Engines};
     use idv_shared::{Kernel, testkit, workers::WorkerPool};
 
     let dir = tempfile::tempdir().unwrap();
@@ -28,12 +28,7 @@ async fn readyz_answers_503_while_the_ocr_workers_have_no_engines() {
     let kernel = Arc::new(Kernel::build(SERVICE, config).await.unwrap());
     // Workers whose engines fail to load, as when the language data vanished after start-up.
     let pool = WorkerPool::<Engines>::start("ocr", 2, 4, |_| Err("no language data")).unwrap();
-    let app = App::from_parts(
-        kernel,
-        crate::helpers::settings(),
-        Arc::new(FixedClock(crate::helpers::today())),
-        pool,
-    );
+    let app = App::from_parts(kernel, crate::helpers::settings(), pool);
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
     let resp = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();

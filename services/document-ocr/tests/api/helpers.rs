@@ -1,10 +1,11 @@
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use chrono::NaiveDate;
-use document_ocr::{App, SERVICE, config::Settings, document::FixedClock};
+use document_ocr::{App, SERVICE, config::Settings};
 use idv_shared::{
     Kernel,
     auth::dev::{DevIssuer, MintRequest},
+    clock::{ManualClock, SharedClock},
     config::CommonConfig,
     store::ArtifactId,
     testkit,
@@ -14,6 +15,11 @@ use serde_json::{Value, json};
 /// The date the tests run "on", so expiry is deterministic.
 pub fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+}
+
+/// A clock standing at midnight of [`today`]: verdicts, tokens and keys are all dated by it.
+pub fn clock() -> SharedClock {
+    Arc::new(ManualClock::on(today()))
 }
 
 pub fn settings() -> Settings {
@@ -47,13 +53,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut CommonConfig, &mut Setti
     let mut config = testkit::test_config(SERVICE, dir.path());
     let mut s = settings();
     configure(&mut config, &mut s);
-    let app = App::build_with(config, s, Arc::new(FixedClock(today())))
-        .await
-        .unwrap();
+    let clock = clock();
+    let app = App::build_with(config, s, clock.clone()).await.unwrap();
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev = DevIssuer::load_or_create(dir.path(), clock).unwrap();
     TestApp {
         addr,
         client: reqwest::Client::new(),
@@ -87,7 +92,7 @@ impl TestApp {
 
     pub async fn put(&self, bytes: Vec<u8>) -> ArtifactId {
         self.kernel
-            .stores
+            .stores()
             .put_new(&"eu".parse().unwrap(), bytes.into())
             .await
             .unwrap()
@@ -111,7 +116,7 @@ impl TestApp {
     }
 
     pub fn ledger(&self) -> String {
-        std::fs::read_to_string(self.kernel.auditor.ledger_path()).unwrap_or_default()
+        std::fs::read_to_string(self.kernel.auditor().ledger_path()).unwrap_or_default()
     }
 }
 

@@ -70,7 +70,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut CommonConfig, &mut Setti
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev =
+        DevIssuer::load_or_create(dir.path(), idv_shared::clock::SystemClock::shared()).unwrap();
     TestApp {
         addr,
         client: reqwest::Client::new(),
@@ -113,7 +114,7 @@ impl TestApp {
 
     pub async fn put_in(&self, region: &str, bytes: Vec<u8>) -> ArtifactId {
         self.kernel
-            .stores
+            .stores()
             .put_new(&region.parse().unwrap(), bytes.into())
             .await
             .unwrap()
@@ -156,7 +157,7 @@ impl TestApp {
 
     /// The ledger's lines.
     pub fn ledger(&self) -> String {
-        std::fs::read_to_string(self.kernel.auditor.ledger_path()).unwrap_or_default()
+        std::fs::read_to_string(self.kernel.auditor().ledger_path()).unwrap_or_default()
     }
 }
 

@@ -1,10 +1,12 @@
-//! The phone-proof rules, over the ports (challenge store, sender, clock) and the kernel (artifacts, auditor).
+//! The phone-proof rules, over their own ports (challenge store, sender, keys) and the kernel's (artifacts,
+//! verdicts, clock).
 
 use std::{sync::Arc, time::Instant};
 
 use idv_shared::{
-    Kernel,
     auth::Caller,
+    clock::to_datetime,
+    kernel::ServicePorts,
     store::{ArtifactId, ArtifactKind},
     verdict::{Outcome, Reason, ReasonCode, Verdict, VerdictDraft, rfc3339, sha256_hex},
 };
@@ -18,7 +20,6 @@ use super::{
 };
 use crate::{
     SERVICE,
-    clock::{Clock, to_datetime},
     error::PhoneProofError,
     sender::{Message, SendKind, Sender},
     store::{Canceled, ChallengeStore, CheckEnd, CheckStart, Created, Idempotency, Resent},
@@ -76,10 +77,9 @@ pub struct CreateOutcome {
 
 /// The phone-proof service.
 pub struct PhoneProof {
-    kernel: Arc<Kernel>,
+    kernel: ServicePorts,
     store: Arc<dyn ChallengeStore>,
     sender: Arc<dyn Sender>,
-    clock: Arc<dyn Clock>,
     keys: Keys,
     policy: Policy,
     code_digits: u32,
@@ -94,8 +94,6 @@ pub struct Ports {
     pub store: Arc<dyn ChallengeStore>,
     /// Delivery.
     pub sender: Arc<dyn Sender>,
-    /// Time.
-    pub clock: Arc<dyn Clock>,
     /// Number-hash and sealing keys.
     pub keys: Keys,
 }
@@ -111,13 +109,12 @@ fn secs_until(now_ms: i64, at_ms: i64) -> u64 {
 }
 
 impl PhoneProof {
-    /// Wires the rules to their ports.
-    pub fn new(kernel: Arc<Kernel>, ports: Ports, s: &crate::config::Settings) -> Self {
+    /// Wires the rules to their ports and the kernel's.
+    pub fn new(kernel: ServicePorts, ports: Ports, s: &crate::config::Settings) -> Self {
         Self {
             kernel,
             store: ports.store,
             sender: ports.sender,
-            clock: ports.clock,
             keys: ports.keys,
             policy: Policy {
                 max_checks: s.max_checks,
@@ -144,7 +141,7 @@ impl PhoneProof {
 
     /// Now, by the service's clock (ms).
     pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
+        self.kernel.clock.now_ms()
     }
 
     /// The challenge store (for readiness checks).
@@ -159,7 +156,7 @@ impl PhoneProof {
     ) -> Result<(PhoneNumber, idv_shared::verdict::ArtifactRef), PhoneProofError> {
         let artifact = self
             .kernel
-            .stores
+            .artifacts
             .fetch(id, &caller.regions, ArtifactKind::Json)
             .await?;
         let phone = PhoneNumber::from_artifact(&artifact.bytes)?;
@@ -416,7 +413,7 @@ impl PhoneProof {
         };
         let token = self
             .kernel
-            .auditor
+            .verdicts
             .sign_token(&claims)
             .map_err(|e| PhoneProofError::Api(idv_shared::error::ApiError::internal(e)))?;
         // A guess succeeds with probability checks / 10^digits; the confidence says so.
@@ -461,7 +458,7 @@ impl PhoneProof {
             artifacts: vec![c.artifact.clone()],
             model: None,
         };
-        Ok(self.kernel.auditor.issue(&caller.tenant, draft).await?)
+        Ok(self.kernel.verdicts.issue(&caller.tenant, draft).await?)
     }
 
     /// Sends the same code again and moves the expiry (not past the hard cap).

@@ -22,8 +22,8 @@ use crate::{
         model::{Challenge, ChallengeId, Channel, Status},
         service::PhoneResult,
     },
-    clock::to_datetime,
 };
+use idv_shared::clock::to_datetime;
 
 /// Start a phone challenge.
 #[derive(Debug, Deserialize, ToSchema)]

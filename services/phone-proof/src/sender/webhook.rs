@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use idv_shared::clock::SharedClock;
 use serde_json::json;
 
 pub use idv_shared::webhook::SigningSecret;
@@ -32,6 +33,7 @@ pub struct WebhookSender {
     secrets: Vec<SigningSecret>,
     source: String,
     retry: RetryPolicy,
+    clock: SharedClock,
 }
 
 impl WebhookSender {
@@ -41,6 +43,7 @@ impl WebhookSender {
         secrets: Vec<SigningSecret>,
         source: String,
         retry: RetryPolicy,
+        clock: SharedClock,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(retry.timeout)
@@ -53,6 +56,7 @@ impl WebhookSender {
             secrets,
             source,
             retry,
+            clock,
         })
     }
 
@@ -63,14 +67,14 @@ impl WebhookSender {
             "source": self.source,
             "type": EVENT_TYPE,
             "subject": m.challenge_id,
-            "time": idv_shared::verdict::rfc3339(chrono::Utc::now()),
+            "time": idv_shared::verdict::rfc3339(self.clock.now()),
             "datacontenttype": "application/json",
             "data": m.payload(),
         })
     }
 
     async fn attempt(&self, id: &str, body: &[u8]) -> Result<(), (bool, String)> {
-        let ts = chrono::Utc::now().timestamp();
+        let ts = self.clock.now_secs();
         let signature = self
             .secrets
             .iter()

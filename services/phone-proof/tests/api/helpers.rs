@@ -1,5 +1,6 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use idv_shared::clock::ManualClock;
 use idv_shared::{
     Kernel,
     auth::dev::{DevIssuer, MintRequest},
@@ -7,7 +8,7 @@ use idv_shared::{
     store::ArtifactId,
     testkit,
 };
-use phone_proof::{App, Overrides, SERVICE, clock::ManualClock, config::Settings};
+use phone_proof::{App, Overrides, SERVICE, config::Settings};
 use serde_json::{Value, json};
 
 /// Which challenge store a test runs against.
@@ -78,7 +79,7 @@ pub async fn spawn_in(
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
     let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev = DevIssuer::load_or_create(dir.path(), clock.clone()).unwrap();
     TestApp {
         addr,
         client: reqwest::Client::new(),
@@ -112,7 +113,7 @@ impl TestApp {
 
     pub async fn put_json(&self, v: Value) -> ArtifactId {
         self.kernel
-            .stores
+            .stores()
             .put_new(
                 &"eu".parse().unwrap(),
                 serde_json::to_vec(&v).unwrap().into(),
@@ -222,7 +223,7 @@ impl TestApp {
 
     /// Verdict entries in the ledger (signed checkpoints are entries too, but carry no verdict).
     pub fn ledger_lines(&self) -> usize {
-        std::fs::read_to_string(self.kernel.auditor.ledger_path())
+        std::fs::read_to_string(self.kernel.auditor().ledger_path())
             .unwrap_or_default()
             .lines()
             .filter(|l| !l.contains("\"record\":{\"checkpoint\":"))

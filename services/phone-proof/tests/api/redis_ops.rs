@@ -70,7 +70,11 @@ async fn two_processes_sharing_redis_behave_as_one() {
     let prefix = format!("idvtest:{}", ulid::Ulid::new());
     let (_a, a) = spawn_process(dir.path(), &prefix).await;
     let (_b, b) = spawn_process(dir.path(), &prefix).await;
-    let dev = idv_shared::auth::dev::DevIssuer::load_or_create(dir.path()).unwrap();
+    let dev = idv_shared::auth::dev::DevIssuer::load_or_create(
+        dir.path(),
+        idv_shared::clock::SystemClock::shared(),
+    )
+    .unwrap();
     let token = mint(&dev, "acme", crate::helpers::ALL_SCOPES);
     let client = reqwest::Client::new();
 

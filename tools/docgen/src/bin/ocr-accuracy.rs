@@ -128,7 +128,7 @@ fn read_folder(dir: &std::path::Path, tessdata: &str, mrz_font: &str) -> anyhow:
     let manifest: Vec<Entry> = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
     anyhow::ensure!(!manifest.is_empty(), "no documents in {}", dir.display());
     let mut engines = engines(tessdata, mrz_font)?;
-    let today = chrono::Utc::now().date_naive();
+    let today = idv_shared::clock::Clock::today(&idv_shared::clock::SystemClock);
     let (mut found, mut fields, mut docs, mut ms) = (0, 0, 0, Vec::new());
     for entry in &manifest {
         let bytes = std::fs::read(dir.join(&entry.file))?;
