@@ -1,14 +1,12 @@
 //! RFC 9457 problem details: the one error shape every service answers with.
 //!
 //! Handlers return [`ApiError`]; it becomes a response carrying a [`Problem`] in its extensions, and the
-//! [`problem_middleware`] renders it with the request id (which only the middleware knows). Error responses
+//! [`crate::http::problem_middleware`] renders it with the request id (which only the middleware knows). Error responses
 //! that did not come from our code (tower-http's body limit, timeouts, axum's own rejections) are rewritten
 //! into the same shape there, so a client never sees a plain-text error.
 
 use axum::{
-    extract::Request,
     http::{HeaderValue, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
@@ -160,7 +158,8 @@ impl ErrorCode {
         }
     }
 
-    fn title(self) -> &'static str {
+    /// The problem title (RFC 9457 `title`) of this code.
+    pub fn title(self) -> &'static str {
         match self {
             Self::InvalidRequest => "Invalid request",
             Self::Unauthorized => "Unauthorized",
@@ -197,7 +196,7 @@ impl ErrorCode {
     }
 
     /// The code a bare error status maps to, for responses produced outside our handlers.
-    fn from_status(status: StatusCode) -> Self {
+    pub(crate) fn from_status(status: StatusCode) -> Self {
         match status {
             StatusCode::UNAUTHORIZED => Self::Unauthorized,
             StatusCode::FORBIDDEN => Self::Forbidden,
@@ -292,7 +291,7 @@ impl std::error::Error for ApiError {}
 
 /// Marker left in a response's extensions; the middleware turns it into the body.
 #[derive(Clone)]
-struct PendingProblem(ApiError);
+pub(crate) struct PendingProblem(pub(crate) ApiError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -325,56 +324,4 @@ pub fn render_problem(err: &ApiError, request_id: &str) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     res
-}
-
-/// Turns every error response into problem+json carrying the request id.
-///
-/// Must run inside the request-id layer (so the header is set) and outside everything that can fail.
-pub async fn problem_middleware(req: Request, next: Next) -> Response {
-    let request_id = crate::http::request_id_of(req.headers());
-    let mut res = next.run(req).await;
-    if let Some(PendingProblem(err)) = res.extensions_mut().remove::<PendingProblem>() {
-        return keep_headers(render_problem(&err, &request_id), &res);
-    }
-    let status = res.status();
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if (status.is_client_error() || status.is_server_error()) && !is_problem {
-        let code = ErrorCode::from_status(status);
-        let detail = match code {
-            ErrorCode::NotFound => "no route matches this path".to_owned(),
-            ErrorCode::MethodNotAllowed => "this route does not accept that method".to_owned(),
-            ErrorCode::PayloadTooLarge => "the request body exceeds this route's limit".to_owned(),
-            ErrorCode::Timeout => "the request took longer than the server allows".to_owned(),
-            ErrorCode::Internal => {
-                tracing::error!(status = status.as_u16(), "unhandled error response");
-                "an internal error occurred; quote the request id when reporting it".to_owned()
-            }
-            _ => code.title().to_owned(),
-        };
-        let mut err = ApiError::new(code, detail);
-        err.retry_after = res
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()?.parse().ok());
-        let mut out = keep_headers(render_problem(&err, &request_id), &res);
-        *out.status_mut() = status;
-        return out;
-    }
-    res
-}
-
-/// Carries over headers set by inner layers (e.g. `Allow`, `Retry-After`) onto the rendered problem.
-fn keep_headers(mut out: Response, original: &Response) -> Response {
-    for (name, value) in original.headers() {
-        if name != header::CONTENT_TYPE
-            && name != header::CONTENT_LENGTH
-            && !out.headers().contains_key(name)
-        {
-            out.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    out
 }

@@ -1,18 +1,19 @@
 //! HTTP plumbing shared by every service: request ids, the JSON extractor with problem+json rejections,
-//! and the observation middleware (W3C `traceparent`, one log line per request, request metrics).
+//! the observation middleware (W3C `traceparent`, one log line per request, request metrics), and the
+//! problem middleware that renders every error response as problem+json with its request id.
 
 use std::time::Instant;
 
 use axum::{
     extract::{FromRequest, MatchedPath, Request, rejection::JsonRejection},
-    http::{HeaderMap, HeaderName, HeaderValue},
+    http::{HeaderMap, HeaderName, HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, PendingProblem, render_problem};
 
 /// Header carrying the request id, in and out.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -181,6 +182,58 @@ pub async fn observe_middleware(req: Request, next: Next) -> Response {
         res.headers_mut().insert(TRACEPARENT.clone(), v);
     }
     res
+}
+
+/// Turns every error response into problem+json carrying the request id.
+///
+/// Must run inside the request-id layer (so the header is set) and outside everything that can fail.
+pub async fn problem_middleware(req: Request, next: Next) -> Response {
+    let request_id = request_id_of(req.headers());
+    let mut res = next.run(req).await;
+    if let Some(PendingProblem(err)) = res.extensions_mut().remove::<PendingProblem>() {
+        return keep_headers(render_problem(&err, &request_id), &res);
+    }
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if (status.is_client_error() || status.is_server_error()) && !is_problem {
+        let code = ErrorCode::from_status(status);
+        let detail = match code {
+            ErrorCode::NotFound => "no route matches this path".to_owned(),
+            ErrorCode::MethodNotAllowed => "this route does not accept that method".to_owned(),
+            ErrorCode::PayloadTooLarge => "the request body exceeds this route's limit".to_owned(),
+            ErrorCode::Timeout => "the request took longer than the server allows".to_owned(),
+            ErrorCode::Internal => {
+                tracing::error!(status = status.as_u16(), "unhandled error response");
+                "an internal error occurred; quote the request id when reporting it".to_owned()
+            }
+            _ => code.title().to_owned(),
+        };
+        let mut err = ApiError::new(code, detail);
+        err.retry_after = res
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        let mut out = keep_headers(render_problem(&err, &request_id), &res);
+        *out.status_mut() = status;
+        return out;
+    }
+    res
+}
+
+/// Carries over headers set by inner layers (e.g. `Allow`, `Retry-After`) onto the rendered problem.
+fn keep_headers(mut out: Response, original: &Response) -> Response {
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && !out.headers().contains_key(name)
+        {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod digest;
 pub mod error;
 pub mod fsutil;
 pub mod http;
@@ -17,6 +18,7 @@ pub mod imaging;
 pub mod kernel;
 pub mod limits;
 pub mod metrics;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 #[cfg(feature = "testkit")]

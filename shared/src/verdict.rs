@@ -2,10 +2,9 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::store::{ArtifactId, Residency};
+pub use crate::{digest::sha256_hex, store::ArtifactRef};
 
 /// Which service decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -155,19 +154,6 @@ pub struct Reason {
     pub detail: String,
 }
 
-/// Chain of custody of one input: which artifact, which bytes, which region.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct ArtifactRef {
-    /// The opaque artifact ID the caller sent.
-    pub id: ArtifactId,
-    /// Lowercase hex sha256 of the bytes actually used.
-    #[schema(example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
-    pub sha256: String,
-    /// The region the bytes came from.
-    #[schema(value_type = String, example = "eu")]
-    pub residency: Residency,
-}
-
 /// The model that decided, where one did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ModelRef {
@@ -224,11 +210,6 @@ pub struct VerdictDraft<R> {
     pub artifacts: Vec<ArtifactRef>,
     /// Deciding model.
     pub model: Option<ModelRef>,
-}
-
-/// Lowercase hex sha256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// A new verification id.

@@ -67,7 +67,7 @@ where
             Duration::from_secs(http.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::new())
-        .layer(middleware::from_fn(crate::error::problem_middleware))
+        .layer(middleware::from_fn(crate::http::problem_middleware))
         .layer(middleware::from_fn(crate::http::observe_middleware))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUlid))

@@ -15,6 +15,8 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 pub use id::{ArtifactId, Residency};
 pub use local::LocalStore;
@@ -23,8 +25,8 @@ pub use s3::{S3Settings, S3Store};
 pub use sniff::MediaType;
 
 use crate::{
+    digest::sha256_hex,
     error::{ApiError, ErrorCode},
-    verdict::{ArtifactRef, sha256_hex},
 };
 
 /// What a backend returns: the bytes and the residency tag stored with them.
@@ -182,6 +184,19 @@ impl From<FetchError> for ApiError {
             err
         }
     }
+}
+
+/// Chain of custody of one input: which artifact, which bytes, which region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ArtifactRef {
+    /// The opaque artifact ID the caller sent.
+    pub id: ArtifactId,
+    /// Lowercase hex sha256 of the bytes actually used.
+    #[schema(example = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")]
+    pub sha256: String,
+    /// The region the bytes came from.
+    #[schema(value_type = String, example = "eu")]
+    pub residency: Residency,
 }
 
 /// Every region this deployment serves, with the limits that apply to fetches.

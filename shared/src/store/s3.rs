@@ -13,7 +13,7 @@ use aws_sdk_s3::{
 use bytes::{Bytes, BytesMut};
 
 use super::{ObjectStore, Residency, StoreError, StoredObject};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Connection settings of one bucket.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]

@@ -231,7 +231,7 @@ async fn authorized_works_over_an_auth_context_alone_on_its_clock() {
         .route("/whoami", get(whoami))
         .with_state(auth)
         .layer(axum::middleware::from_fn(
-            idv_shared::error::problem_middleware,
+            idv_shared::http::problem_middleware,
         ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
