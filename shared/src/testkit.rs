@@ -1,14 +1,17 @@
-//! Helpers for the services' integration tests (feature `testkit`): serving on an ephemeral port, a
-//! throwaway configuration, the common-endpoint checks and the OpenAPI drift check. Test support: it panics
-//! on failure by design.
+//! Helpers for the services' integration tests (feature `testkit`): a throwaway configuration (memory
+//! stores, everything else under a temporary folder), the [`TestApp`] every service's `spawn_app()` builds
+//! on, serving on an ephemeral port, the common-endpoint checks and the OpenAPI drift check. Test support: it
+//! panics on failure by design.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
-use std::{net::SocketAddr, path::Path};
+use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use crate::{
+    Kernel,
+    auth::dev::{DevIssuer, MintRequest},
     config::{CommonConfig, RegionStore, Secret},
-    store::S3Settings,
+    store::{ArtifactId, S3Settings},
     verdict::ServiceName,
 };
 
@@ -36,14 +39,103 @@ pub fn use_test_s3(config: &mut CommonConfig, prefix: &str) {
     }
 }
 
-/// A configuration for tests: everything under `data_dir`, folder stores for `eu` and `us`, readable logs.
+/// A configuration for tests: `eu` and `us` in process memory (with residency tags, as the real stores keep
+/// them), keys and the ledger under `data_dir`, readable logs. Tests of the real stores call
+/// [`use_test_s3`] or [`use_folder_stores`].
 pub fn test_config(service: ServiceName, data_dir: &Path) -> CommonConfig {
     let mut config = CommonConfig::for_service(service);
     config.data_dir = data_dir.to_owned();
     config.log.format = "pretty".into();
     config.log.filter = "warn".into();
+    for region in ["eu", "us"] {
+        config.regions.insert(region.into(), RegionStore::Memory);
+    }
     crate::telemetry::init(&config.log);
     config
+}
+
+/// Points `eu` and `us` at folders under the data dir (`<data_dir>/artifacts/<region>`), for tests where
+/// another process (a second replica, `idvctl`) must see the same artifacts.
+pub fn use_folder_stores(config: &mut CommonConfig) {
+    for region in ["eu", "us"] {
+        config
+            .regions
+            .insert(region.into(), RegionStore::Local { path: None });
+    }
+}
+
+/// A service running on `127.0.0.1:0` for a test: its kernel, a client, a dev issuer on the kernel's clock
+/// (so tokens are current however a test moves time), and the folder its keys and ledger live in. Each
+/// service's test helpers wrap it with their own calls.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// A plain client.
+    pub client: reqwest::Client,
+    /// The running service's kernel.
+    pub kernel: Arc<Kernel>,
+    /// Mints gateway tokens the service trusts.
+    pub dev: DevIssuer,
+    /// Keys, ledger and any folder store; removed when the last holder is dropped.
+    pub dir: Arc<tempfile::TempDir>,
+}
+
+impl TestApp {
+    /// Serves `router` (built over `kernel`, configured with `dir` as its data dir) on an ephemeral port.
+    pub async fn serve(
+        kernel: Arc<Kernel>,
+        router: axum::Router,
+        dir: Arc<tempfile::TempDir>,
+    ) -> Self {
+        let addr = serve_ephemeral(router)
+            .await
+            .expect("bind an ephemeral port");
+        let dev =
+            DevIssuer::load_or_create(dir.path(), kernel.clock().clone()).expect("dev issuer");
+        Self {
+            addr,
+            client: reqwest::Client::new(),
+            kernel,
+            dev,
+            dir,
+        }
+    }
+
+    /// The URL of `path` on the service.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A five-minute token for this service, tenant and regions.
+    pub fn mint(&self, tenant: &str, scopes: &[&str], regions: &[&str]) -> String {
+        self.dev
+            .mint(&MintRequest {
+                audience: self.kernel.service().as_str().into(),
+                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+                tenant: tenant.into(),
+                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
+                ttl_secs: 300,
+            })
+            .expect("mint a dev token")
+    }
+
+    /// Stores `bytes` as a new artifact in `region`.
+    pub async fn put(&self, region: &str, bytes: Vec<u8>) -> ArtifactId {
+        self.kernel
+            .stores()
+            .put_new(&region.parse().expect("a region"), bytes.into())
+            .await
+            .expect("store the artifact")
+    }
+
+    /// Verdict entries in the ledger (signed checkpoints are entries too, but carry no verdict).
+    pub fn ledger_entries(&self) -> usize {
+        std::fs::read_to_string(self.kernel.auditor().ledger_path())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.contains("\"record\":{\"checkpoint\":"))
+            .count()
+    }
 }
 
 /// Serves a router on `127.0.0.1:0` in the background and returns its address.

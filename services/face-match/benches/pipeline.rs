@@ -146,6 +146,8 @@ struct Bench {
 async fn serve() -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let mut config = testkit::test_config(SERVICE, dir.path());
+    // Folder stores, as the benchmarks recorded in docs/benchmarks.md were measured.
+    testkit::use_folder_stores(&mut config);
     config.log.filter = "error".into();
     // Load generation is not what is measured here.
     config.rate_limit.requests_per_second = 1_000_000.0;

@@ -24,6 +24,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let mut config = testkit::test_config(SERVICE, dir.path());
+    // Folder stores, as the benchmarks recorded in docs/benchmarks.md were measured.
+    testkit::use_folder_stores(&mut config);
     config.log.filter = "error".into();
     config.rate_limit.requests_per_second = 1e9;
     config.rate_limit.burst = 1e9;

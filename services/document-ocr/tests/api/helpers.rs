@@ -1,10 +1,8 @@
-use std::{net::SocketAddr, path::Path, sync::Arc};
+use std::{path::Path, sync::Arc};
 
 use chrono::NaiveDate;
 use document_ocr::{App, SERVICE, config::Settings};
 use idv_shared::{
-    Kernel,
-    auth::dev::{DevIssuer, MintRequest},
     clock::{ManualClock, SharedClock},
     config::CommonConfig,
     store::ArtifactId,
@@ -36,12 +34,14 @@ pub fn settings() -> Settings {
     }
 }
 
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub client: reqwest::Client,
-    pub kernel: Arc<Kernel>,
-    pub dev: DevIssuer,
-    pub _dir: tempfile::TempDir,
+/// The service on an ephemeral port, over the testkit's [`testkit::TestApp`] (kernel, client, dev issuer).
+pub struct TestApp(testkit::TestApp);
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+    fn deref(&self) -> &testkit::TestApp {
+        &self.0
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -49,23 +49,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut CommonConfig, &mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut config = testkit::test_config(SERVICE, dir.path());
     let mut s = settings();
     configure(&mut config, &mut s);
-    let clock = clock();
-    let app = App::build_with(config, s, clock.clone()).await.unwrap();
-    let kernel = app.state.kernel.clone();
+    let app = App::build_with(config, s, clock()).await.unwrap();
     let (router, _) = app.router();
-    let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path(), clock).unwrap();
-    TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        kernel,
-        dev,
-        _dir: dir,
-    }
+    TestApp(testkit::TestApp::serve(app.state.kernel.clone(), router, dir).await)
 }
 
 /// Both regions on the test SeaweedFS (started and exported by `scripts/test.sh`).
@@ -74,28 +64,12 @@ pub fn use_s3(config: &mut CommonConfig) {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     pub fn token(&self) -> String {
-        self.dev
-            .mint(&MintRequest {
-                audience: SERVICE.as_str().into(),
-                scopes: vec!["ocr:verify".into()],
-                tenant: "acme".into(),
-                regions: vec!["eu".into()],
-                ttl_secs: 300,
-            })
-            .unwrap()
+        self.mint("acme", &["ocr:verify"], &["eu"])
     }
 
     pub async fn put(&self, bytes: Vec<u8>) -> ArtifactId {
-        self.kernel
-            .stores()
-            .put_new(&"eu".parse().unwrap(), bytes.into())
-            .await
-            .unwrap()
+        self.0.put("eu", bytes).await
     }
 
     pub async fn ocr(&self, body: Value) -> (u16, Value) {

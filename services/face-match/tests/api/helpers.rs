@@ -1,17 +1,10 @@
 use std::{
-    net::SocketAddr,
     path::{Path, PathBuf},
     sync::Arc,
 };
 
 use face_match::{App, SERVICE, config::Settings};
-use idv_shared::{
-    Kernel,
-    auth::dev::{DevIssuer, MintRequest},
-    config::CommonConfig,
-    store::ArtifactId,
-    testkit,
-};
+use idv_shared::{config::CommonConfig, store::ArtifactId, testkit};
 use serde_json::{Value, json};
 
 /// The repository root.
@@ -49,12 +42,14 @@ pub fn settings() -> Settings {
     }
 }
 
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub client: reqwest::Client,
-    pub kernel: Arc<Kernel>,
-    pub dev: DevIssuer,
-    pub _dir: Arc<tempfile::TempDir>,
+/// The service on an ephemeral port, over the testkit's [`testkit::TestApp`] (kernel, client, dev issuer).
+pub struct TestApp(testkit::TestApp);
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+    fn deref(&self) -> &testkit::TestApp {
+        &self.0
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -67,18 +62,8 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut CommonConfig, &mut Setti
     let mut s = settings();
     configure(&mut config, &mut s);
     let app = App::build(config, s).await.unwrap();
-    let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
-    let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev =
-        DevIssuer::load_or_create(dir.path(), idv_shared::clock::SystemClock::shared()).unwrap();
-    TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        kernel,
-        dev,
-        _dir: dir,
-    }
+    TestApp(testkit::TestApp::serve(app.state.kernel.clone(), router, dir).await)
 }
 
 /// Both regions on the test SeaweedFS (started and exported by `scripts/test.sh`).
@@ -87,20 +72,8 @@ pub fn use_s3(config: &mut CommonConfig) {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     pub fn token_with(&self, scopes: &[&str], regions: &[&str]) -> String {
-        self.dev
-            .mint(&MintRequest {
-                audience: SERVICE.as_str().into(),
-                scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-                tenant: "acme".into(),
-                regions: regions.iter().map(|r| (*r).to_owned()).collect(),
-                ttl_secs: 300,
-            })
-            .unwrap()
+        self.mint("acme", scopes, regions)
     }
 
     /// `face:verify`, region `eu`.
@@ -113,11 +86,7 @@ impl TestApp {
     }
 
     pub async fn put_in(&self, region: &str, bytes: Vec<u8>) -> ArtifactId {
-        self.kernel
-            .stores()
-            .put_new(&region.parse().unwrap(), bytes.into())
-            .await
-            .unwrap()
+        self.0.put(region, bytes).await
     }
 
     pub async fn post_match(&self, body: Value) -> reqwest::Response {

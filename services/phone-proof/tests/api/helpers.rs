@@ -1,8 +1,7 @@
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use idv_shared::clock::ManualClock;
 use idv_shared::{
-    Kernel,
     auth::dev::{DevIssuer, MintRequest},
     config::{CommonConfig, Secret},
     store::ArtifactId,
@@ -23,14 +22,19 @@ pub fn redis_url() -> String {
     std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The service on an ephemeral port, over the testkit's [`testkit::TestApp`], with the manual clock it runs
+/// on and its outbox.
 pub struct TestApp {
-    pub addr: SocketAddr,
-    pub client: reqwest::Client,
-    pub kernel: Arc<Kernel>,
-    pub dev: DevIssuer,
+    base: testkit::TestApp,
     pub clock: Arc<ManualClock>,
     pub outbox: PathBuf,
-    pub _dir: Arc<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = testkit::TestApp;
+    fn deref(&self) -> &testkit::TestApp {
+        &self.base
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -76,30 +80,19 @@ pub async fn spawn_in(
     )
     .await
     .unwrap();
-    let kernel = app.state.kernel.clone();
     let (router, _) = app.router();
-    let addr = testkit::serve_ephemeral(router).await.unwrap();
-    let dev = DevIssuer::load_or_create(dir.path(), clock.clone()).unwrap();
     TestApp {
-        addr,
-        client: reqwest::Client::new(),
-        kernel,
-        dev,
+        base: testkit::TestApp::serve(app.state.kernel.clone(), router, dir).await,
         clock,
         outbox,
-        _dir: dir,
     }
 }
 
 pub const ALL_SCOPES: &[&str] = &["phone:challenge", "phone:verify"];
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
     pub fn token_for(&self, tenant: &str, scopes: &[&str]) -> String {
-        mint(&self.dev, tenant, scopes)
+        self.mint(tenant, scopes, &["eu"])
     }
 
     /// Tenant `acme`, both phone scopes, region `eu`.
@@ -112,14 +105,7 @@ impl TestApp {
     }
 
     pub async fn put_json(&self, v: Value) -> ArtifactId {
-        self.kernel
-            .stores()
-            .put_new(
-                &"eu".parse().unwrap(),
-                serde_json::to_vec(&v).unwrap().into(),
-            )
-            .await
-            .unwrap()
+        self.put("eu", serde_json::to_vec(&v).unwrap()).await
     }
 
     pub async fn create(&self, token: &str, artifact: &ArtifactId) -> reqwest::Response {
@@ -223,11 +209,7 @@ impl TestApp {
 
     /// Verdict entries in the ledger (signed checkpoints are entries too, but carry no verdict).
     pub fn ledger_lines(&self) -> usize {
-        std::fs::read_to_string(self.kernel.auditor().ledger_path())
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.contains("\"record\":{\"checkpoint\":"))
-            .count()
+        self.ledger_entries()
     }
 }
 

@@ -79,7 +79,8 @@ async fn two_processes_sharing_redis_behave_as_one() {
     let client = reqwest::Client::new();
 
     // The artifact goes into the shared data dir's eu store, as `idvctl artifact put` would.
-    let config = testkit::test_config(SERVICE, dir.path());
+    let mut config = testkit::test_config(SERVICE, dir.path());
+    testkit::use_folder_stores(&mut config);
     let stores = idv_shared::kernel::build_stores(&config).await.unwrap();
     let art = stores
         .put_new(
