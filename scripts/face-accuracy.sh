@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # face-match accuracy on every labelled pair of registry-shipped photos (docs/face-pairs.csv): the Rust
-# pipeline's scores and verdict-relevant statistics (`face-match calibrate`), side by side with the independent
+# pipeline's scores and verdict-relevant statistics (`face-calibrate`), side by side with the independent
 # Python onnxruntime + OpenCV pipeline's scores. Prints the Markdown used in docs/accuracy.md.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -9,8 +9,8 @@ python3 scripts/fetch-models.py --test-photos >&2
 cargo build --release --locked -q -p face-match
 export ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so"
 out="$ROOT/var/accuracy"; mkdir -p "$out"
-target/release/face-match calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml --json > "$out/rust.json"
-target/release/face-match calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml > "$out/rust.txt"
+target/release/face-calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml --json > "$out/rust.json"
+target/release/face-calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml > "$out/rust.txt"
 "$VENV/bin/python" tools/face-reference/face_reference.py --manifest models/manifest.toml \
   pipeline --pairs docs/face-pairs.csv --repeat 0 > "$out/python.json"
 "$VENV/bin/python" - "$out" <<'PY'

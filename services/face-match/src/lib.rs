@@ -5,7 +5,6 @@
 //! [`matching`] holds the decision rules. [`App::build`] wires it all on the shared kernel; [`App::router`]
 //! serves it, so tests can run the whole service on `127.0.0.1:0`.
 
-pub mod calibrate;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -1,4 +1,4 @@
-//! `face-match calibrate`: scores labelled image pairs with the manifest's models and turns the genuine and
+//! `face-calibrate`: scores labelled image pairs with the manifest's models and turns the genuine and
 //! impostor score distributions into thresholds and a logistic calibration that can be pasted into the manifest.
 
 use std::{
@@ -10,7 +10,7 @@ use std::{
 use idv_shared::imaging::DecodeLimits;
 use serde::Serialize;
 
-use crate::{
+use face_match::{
     models::{ModelError, ModelSet, RuntimeOptions},
     pipeline::{self, Analysis},
 };
