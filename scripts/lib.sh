@@ -72,3 +72,18 @@ ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }
   rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 }
+
+# Dependency hygiene tools, pinned by version and built with their own lock files (crates.io checks each
+# crate's sha256 against the index), into .cache/cargo-tools.
+CARGO_TOOLS="$CACHE/cargo-tools"
+CARGO_TOOL_VERSIONS=(cargo-machete@0.9.2 cargo-deny@0.20.2)
+ensure_cargo_tools() {
+  local spec name version
+  for spec in "${CARGO_TOOL_VERSIONS[@]}"; do
+    name=${spec%@*}; version=${spec#*@}
+    if "$CARGO_TOOLS/bin/$name" --version 2>/dev/null | grep -q "$version"; then continue; fi
+    log "building $name $version into $CARGO_TOOLS"
+    cargo install --quiet --locked --root "$CARGO_TOOLS" "$name" --version "$version"
+  done
+  export PATH="$CARGO_TOOLS/bin:$PATH"
+}

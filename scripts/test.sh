@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 ensure_rust
+ensure_cargo_tools
 ensure_ocr
 ensure_compose
 ensure_tools
@@ -30,6 +31,9 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+log "unused dependencies (cargo machete) and the dependency policy (cargo deny: bans, licences, sources)"
+cargo machete
+cargo deny --offline --log-level error check bans licenses sources
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
