@@ -47,6 +47,32 @@ ensure_redis() {
   echo "Redis did not start" >&2; return 1
 }
 
+# PostgreSQL for the ledger's PostgreSQL backend: the machine's server on 127.0.0.1:5432 when it answers,
+# else Debian's, started as a throwaway cluster (trust auth, loopback only) under .cache/postgres. Creates the
+# test database and exports IDV_TEST_POSTGRES_URL.
+PG_PORT=5432
+ensure_postgres() {
+  if ! pg_isready -q -h 127.0.0.1 -p "$PG_PORT" 2>/dev/null; then
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      log "installing postgresql"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    local bin; bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+    local data="$CACHE/postgres/data"
+    mkdir -p "$CACHE/postgres"; chown -R postgres "$CACHE/postgres"
+    if [ ! -f "$data/PG_VERSION" ]; then
+      log "creating a PostgreSQL cluster in $data"
+      su postgres -c "$bin/initdb -q -A trust -U postgres -D '$data'"
+    fi
+    log "starting PostgreSQL"
+    su postgres -c "$bin/pg_ctl -s -w -D '$data' -l '$CACHE/postgres/log' \
+      -o \"-c listen_addresses=127.0.0.1 -p $PG_PORT -k /tmp\" start"
+  fi
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'idv_test'" \
+    | grep -q 1 || psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE idv_test"
+  export IDV_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/idv_test"
+}
+
 # Tesseract 5 with its headers and clang (the `tesseract` crate binds them at build time) and the OCR-B font
 # the document generator renders with, from Debian.
 OCR_PACKAGES=(tesseract-ocr tesseract-ocr-eng libtesseract-dev libleptonica-dev clang libclang-dev fonts-ocr-b)

@@ -11,6 +11,7 @@ ensure_ocr
 ensure_compose
 ensure_tools
 ensure_redis
+ensure_postgres
 export OMP_THREAD_LIMIT=1
 log "models, ONNX Runtime and test photos (sha256-checked)"
 python3 scripts/fetch-models.py --test-photos

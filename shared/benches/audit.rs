@@ -41,7 +41,7 @@ async fn main() {
         Auditor::open(
             ServiceName::FaceMatch,
             &dir.path().join("keys.json"),
-            &dir.path().join("ledger.jsonl"),
+            &idv_shared::audit::LedgerTarget::File(dir.path().join("ledger.jsonl")),
             16_384,
             idv_shared::config::AuditSettings::default().checkpoints(),
             idv_shared::clock::SystemClock::shared(),

@@ -66,8 +66,15 @@ impl Default for HttpSettings {
 pub struct AuditSettings {
     /// Signing key ring (default `<data_dir>/audit/keys.json`, shared by the services of one deployment).
     pub keys_path: Option<PathBuf>,
-    /// Ledger file (default `<data_dir>/ledger/<service>.jsonl`).
+    /// Ledger file (default `<data_dir>/ledger/<service>.jsonl`), used unless `ledger_url` is set.
     pub ledger_path: Option<PathBuf>,
+    /// `postgres://…`: keep the ledger in PostgreSQL instead of a file, so replicas share it (the table comes
+    /// from `idvctl ledger migrate`).
+    pub ledger_url: Option<Secret>,
+    /// The PostgreSQL chain this service appends to (default: the service's name, one chain for all replicas).
+    pub ledger_chain: Option<String>,
+    /// Deadline of each PostgreSQL step (connect, lock, read, insert, commit), in milliseconds.
+    pub ledger_timeout_ms: u64,
     /// Appends that may wait for the ledger writer before callers wait for room.
     pub queue_capacity: usize,
     /// Most ledger entries between two signed checkpoints.
@@ -91,6 +98,9 @@ impl Default for AuditSettings {
         Self {
             keys_path: None,
             ledger_path: None,
+            ledger_url: None,
+            ledger_chain: None,
+            ledger_timeout_ms: 3000,
             queue_capacity: 16_384,
             checkpoint_every_entries: 1000,
             checkpoint_every_secs: 60,
@@ -191,6 +201,21 @@ impl CommonConfig {
         }
         at_least("RATE_LIMIT__MAX_KEYS", r.max_keys, 1)?;
         at_least("AUTH__MAX_LIFETIME_SECS", self.auth.max_lifetime_secs, 1)?;
+        at_least("AUDIT__LEDGER_TIMEOUT_MS", self.audit.ledger_timeout_ms, 1)?;
+        if let Some(url) = &self.audit.ledger_url {
+            let url = url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err("IDV_AUDIT__LEDGER_URL must be a postgres:// URL".into());
+            }
+        }
+        if self
+            .audit
+            .ledger_chain
+            .as_ref()
+            .is_some_and(|c| c.is_empty() || c.len() > 128)
+        {
+            return Err("IDV_AUDIT__LEDGER_CHAIN must be 1 to 128 characters".into());
+        }
         at_least("AUDIT__QUEUE_CAPACITY", self.audit.queue_capacity, 1)?;
         at_least(
             "AUDIT__CHECKPOINT_EVERY_ENTRIES",
@@ -241,6 +266,24 @@ impl CommonConfig {
             .keys_path
             .clone()
             .unwrap_or_else(|| self.data_dir.join("audit").join("keys.json"))
+    }
+
+    /// Where a service's ledger is kept: PostgreSQL when `audit.ledger_url` is set, else its file.
+    pub fn ledger_target(&self, service: ServiceName) -> crate::audit::LedgerTarget {
+        match &self.audit.ledger_url {
+            Some(url) => {
+                crate::audit::LedgerTarget::Postgres(crate::audit::ledger::PostgresLedger {
+                    url: url.clone(),
+                    chain: self
+                        .audit
+                        .ledger_chain
+                        .clone()
+                        .unwrap_or_else(|| service.as_str().to_owned()),
+                    timeout: std::time::Duration::from_millis(self.audit.ledger_timeout_ms.max(1)),
+                })
+            }
+            None => crate::audit::LedgerTarget::File(self.ledger_path(service)),
+        }
     }
 
     /// A service's ledger file.

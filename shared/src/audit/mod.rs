@@ -15,7 +15,16 @@ use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{CheckpointPolicy, Checkpoints, HeadSigner};
 pub use jws::{Jwk, Jwks, KeyRing};
-pub use ledger::{Ledger, Verification};
+pub use ledger::{Ledger, PostgresLedger, Verification};
+
+/// Where a service's ledger is kept.
+#[derive(Debug, Clone)]
+pub enum LedgerTarget {
+    /// A JSON-lines file (one process).
+    File(PathBuf),
+    /// A PostgreSQL table (replicas share it).
+    Postgres(PostgresLedger),
+}
 
 use crate::{
     clock::SharedClock,
@@ -95,7 +104,7 @@ impl Auditor {
     pub fn open(
         service: ServiceName,
         keys_path: &Path,
-        ledger_path: &Path,
+        ledger: &LedgerTarget,
         queue_capacity: usize,
         checkpoints: CheckpointPolicy,
         clock: SharedClock,
@@ -113,15 +122,19 @@ impl Auditor {
                 .map_err(|e| tracing::error!(error = %e, "checkpoint not signed"))
                 .ok()
         });
-        let ledger = Ledger::open_with_checkpoints(
-            ledger_path,
-            queue_capacity,
-            Checkpoints {
-                policy: checkpoints,
-                sign,
-                clock: clock.clone(),
-            },
-        )?;
+        let checkpoints = Checkpoints {
+            policy: checkpoints,
+            sign,
+            clock: clock.clone(),
+        };
+        let ledger = match ledger {
+            LedgerTarget::File(path) => {
+                Ledger::open_with_checkpoints(path, queue_capacity, checkpoints)?
+            }
+            LedgerTarget::Postgres(pg) => {
+                Ledger::start(Box::new(pg.sink()?), queue_capacity, Some(checkpoints))?
+            }
+        };
         Ok(Self {
             service,
             keys,
@@ -186,10 +199,11 @@ impl Auditor {
         };
         self.ledger.append(&record).await.map_err(|e| {
             tracing::error!(error = %e, "audit ledger append failed; verdict withheld");
-            ApiError::new(
-                crate::error::ErrorCode::Internal,
-                "the verdict could not be recorded; it was not issued",
-            )
+            let code = match e {
+                ledger::LedgerError::Unavailable(_) => crate::error::ErrorCode::StoreUnavailable,
+                _ => crate::error::ErrorCode::Internal,
+            };
+            ApiError::new(code, "the verdict could not be recorded; it was not issued")
         })?;
         crate::metrics::record_stage(self.service.as_str(), "audit", started.elapsed());
         let reasons: Vec<&'static str> = draft.reasons.iter().map(|r| r.code.as_str()).collect();
@@ -219,8 +233,13 @@ impl Auditor {
         self.ledger.shutdown();
     }
 
-    /// The ledger's file.
-    pub fn ledger_path(&self) -> &Path {
+    /// The ledger's file, when it is kept in one.
+    pub fn ledger_path(&self) -> Option<&Path> {
         self.ledger.path()
+    }
+
+    /// Where the ledger is kept (`file:<path>` or `postgres`), for logs.
+    pub fn ledger_backend(&self) -> &str {
+        self.ledger.backend()
     }
 }

@@ -10,7 +10,7 @@ use std::{
 use super::{
     checkpoint::{CHECKPOINT_TYP, CheckpointClaims, parse_record},
     jws::{self, Jwks},
-    ledger::{ChainHead, GENESIS, Line, entry_hash, format_line},
+    ledger::{ChainHead, Line, entry_hash, format_line},
 };
 
 /// The outcome of verifying a ledger file.
@@ -64,43 +64,82 @@ pub fn verify_file_anchored(
 
 fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> Result<Verification, std::io::Error> {
     let reader = BufReader::new(File::open(path)?);
-    let mut head = ChainHead {
-        seq: 0,
-        hash: GENESIS.to_owned(),
-    };
-    let mut checkpoints = 0u64;
-    // The last entry a valid checkpoint covers (its own seq), and the gap allowed after it.
-    let mut anchored = 0u64;
-    let mut max_gap = anchors.map_or(u64::MAX, |a| a.max_gap);
-    for (i, line) in reader.split(b'\n').enumerate() {
-        let line_no = i as u64 + 1;
-        let raw = line?;
+    let mut verifier = Verifier::new(anchors);
+    for line in reader.split(b'\n') {
+        if let Err(broken) = verifier.push(&line?) {
+            return Ok(broken);
+        }
+    }
+    Ok(verifier.finish())
+}
+
+/// Checks a chain one entry at a time, in order, wherever its entries are kept (each given as the line the
+/// file ledger holds, without its newline).
+#[derive(Debug)]
+pub struct Verifier<'a> {
+    anchors: Option<Anchors<'a>>,
+    head: ChainHead,
+    line_no: u64,
+    checkpoints: u64,
+    /// The last entry a valid checkpoint covers (its own seq).
+    anchored: u64,
+    /// The gap allowed after it.
+    max_gap: u64,
+}
+
+impl<'a> Verifier<'a> {
+    /// Starts at the genesis, checking checkpoints against `anchors` when given.
+    pub fn new(anchors: Option<Anchors<'a>>) -> Self {
+        Self {
+            max_gap: anchors.map_or(u64::MAX, |a| a.max_gap),
+            anchors,
+            head: ChainHead::genesis(),
+            line_no: 0,
+            checkpoints: 0,
+            anchored: 0,
+        }
+    }
+
+    /// The verdict on the entry being checked when something outside the line (e.g. a column beside it) is wrong.
+    pub fn broken(&self, seq: Option<u64>, reason: &str) -> Verification {
+        Verification::Broken {
+            line: self.line_no + 1,
+            seq,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Checks the next entry; `Err` names the first broken one.
+    pub fn push(&mut self, raw: &[u8]) -> Result<(), Verification> {
+        self.line_no += 1;
+        let line_no = self.line_no;
         let broken = |seq, reason: &str| Verification::Broken {
             line: line_no,
             seq,
             reason: reason.to_owned(),
         };
-        let Ok(text) = std::str::from_utf8(&raw) else {
-            return Ok(broken(None, "not UTF-8"));
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return Err(broken(None, "not UTF-8"));
         };
         let Ok(entry) = serde_json::from_str::<Line<'_>>(text) else {
-            return Ok(broken(None, "not a ledger entry"));
+            return Err(broken(None, "not a ledger entry"));
         };
+        let head = &self.head;
         if entry.seq != head.seq + 1 {
-            return Ok(broken(
+            return Err(broken(
                 Some(entry.seq),
                 &format!("expected seq {}", head.seq + 1),
             ));
         }
         if entry.prev != head.hash {
-            return Ok(broken(
+            return Err(broken(
                 Some(entry.seq),
                 "prev does not match the previous entry's hash",
             ));
         }
         let expected = entry_hash(entry.seq, &entry.prev, entry.record.get());
         if entry.hash != expected {
-            return Ok(broken(
+            return Err(broken(
                 Some(entry.seq),
                 "hash does not match the entry's content",
             ));
@@ -110,9 +149,10 @@ fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> Result<Verification, std
             .trim_end_matches('\n')
             != text
         {
-            return Ok(broken(Some(entry.seq), "line is not in canonical form"));
+            return Err(broken(Some(entry.seq), "line is not in canonical form"));
         }
-        if let Some(a) = anchors {
+        let anchored = self.anchored;
+        if let Some(a) = self.anchors {
             // Seqs are line numbers in a valid chain, so the first unanchored entry is at line `anchored + 1`.
             let rewritten = |reason: String| Verification::Broken {
                 line: anchored + 1,
@@ -126,46 +166,52 @@ fn verify(path: &Path, anchors: Option<Anchors<'_>>) -> Result<Verification, std
                     Ok(c)
                         if c.typ == CHECKPOINT_TYP && c.seq == head.seq && c.hash == head.hash =>
                     {
-                        checkpoints += 1;
-                        anchored = entry.seq;
-                        max_gap = c.every.max(1);
+                        self.checkpoints += 1;
+                        self.anchored = entry.seq;
+                        self.max_gap = c.every.max(1);
                     }
                     Ok(_) => {
-                        return Ok(rewritten(format!(
+                        return Err(rewritten(format!(
                             "the checkpoint at seq {} signs another chain head",
                             entry.seq
                         )));
                     }
                     Err(e) => {
-                        return Ok(rewritten(format!(
+                        return Err(rewritten(format!(
                             "the checkpoint at seq {} does not verify ({e})",
                             entry.seq
                         )));
                     }
                 },
-                None if entry.seq - anchored > max_gap => {
-                    return Ok(rewritten(format!(
-                        "{} entries follow seq {anchored} without a signed checkpoint (at most {max_gap} expected)",
-                        entry.seq - anchored
+                None if entry.seq - anchored > self.max_gap => {
+                    return Err(rewritten(format!(
+                        "{} entries follow seq {anchored} without a signed checkpoint (at most {} expected)",
+                        entry.seq - anchored,
+                        self.max_gap
                     )));
                 }
                 None => {}
             }
         } else if parse_record(entry.record.get()).is_some() {
-            checkpoints += 1;
-            anchored = entry.seq;
+            self.checkpoints += 1;
+            self.anchored = entry.seq;
         }
-        head = ChainHead {
+        self.head = ChainHead {
             seq: entry.seq,
             hash: entry.hash,
         };
+        Ok(())
     }
-    Ok(Verification::Intact {
-        entries: head.seq,
-        unanchored: head.seq - anchored,
-        head,
-        checkpoints,
-    })
+
+    /// The outcome once every entry passed.
+    pub fn finish(self) -> Verification {
+        Verification::Intact {
+            entries: self.head.seq,
+            unanchored: self.head.seq - self.anchored,
+            head: self.head,
+            checkpoints: self.checkpoints,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +219,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::audit::ledger::GENESIS;
     use crate::audit::{
         KeyRing,
         checkpoint::{CheckpointPolicy, Checkpoints},

@@ -15,7 +15,9 @@ use crate::{
     clock::{SharedClock, SystemClock},
     config::CommonConfig,
     error::{ApiError, ErrorCode},
-    limits::{MemoryRateLimiter, RateLimiter},
+    limits::{
+        FailMode, MemoryRateLimiter, RateLimitSettings, RateLimiter, redis::RedisRateLimiter,
+    },
     store::{ArtifactStores, Residency},
     verdict::ServiceName,
 };
@@ -143,13 +145,13 @@ impl Kernel {
         let auditor = Auditor::open(
             service,
             &config.audit_keys_path(),
-            &config.ledger_path(service),
+            &config.ledger_target(service),
             config.audit.queue_capacity,
             config.audit.checkpoints(),
             clock.clone(),
         )?;
-        tracing::info!(?stores, ledger = %auditor.ledger_path().display(), "kernel ready");
-        let limiter: Arc<dyn RateLimiter> = Arc::new(MemoryRateLimiter::new(config.rate_limit));
+        tracing::info!(?stores, ledger = auditor.ledger_backend(), "kernel ready");
+        let limiter = build_limiter(service, &config.rate_limit)?;
         Ok(Self {
             service,
             config,
@@ -308,3 +310,22 @@ pub use endpoints::{Health, base_openapi, common_routes, openapi_document};
 pub use router::assemble;
 pub use serve::serve;
 pub use stores::build_stores;
+
+/// The rate limiter the settings ask for: Redis when `rate_limit.redis_url` is set (shared by replicas), else
+/// this process's memory. Without an explicit `when_unavailable`, phone-proof fails closed and the others open.
+fn build_limiter(
+    service: ServiceName,
+    settings: &RateLimitSettings,
+) -> Result<Arc<dyn RateLimiter>, KernelError> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(Arc::new(MemoryRateLimiter::new(settings.clone())));
+    };
+    let mode = settings.when_unavailable.unwrap_or(match service {
+        ServiceName::PhoneProof => FailMode::Closed,
+        _ => FailMode::Open,
+    });
+    let limiter = RedisRateLimiter::connect(url.expose(), settings, mode)
+        .map_err(|_| KernelError::Config("IDV_RATE_LIMIT__REDIS_URL is not a Redis URL".into()))?;
+    tracing::info!(?limiter, "rate limits shared through Redis");
+    Ok(Arc::new(limiter))
+}

@@ -1,23 +1,51 @@
-//! Per-tenant, per-route rate limits: the [`RateLimiter`] port, and its in-memory backend (a token bucket per
-//! key, with a bounded number of keys). A shared backend (Redis, for replicas) implements the same port.
+//! Per-tenant, per-route rate limits: the [`RateLimiter`] port, its in-memory backend (a token bucket per key,
+//! with a bounded number of keys, the embedded default) and a Redis backend ([`redis`]: one GCRA per key in one
+//! Lua script) so that every replica enforces one limit.
+
+pub mod redis;
 
 use std::{collections::HashMap, sync::Mutex, time::Instant};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::{
+    error::{ApiError, ErrorCode},
+    secret::Secret,
+};
 
 /// Limits for one route and tenant.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RateLimitSettings {
     /// Sustained requests per second.
     pub requests_per_second: f64,
     /// Bucket size: how many requests may arrive at once after a quiet period.
     pub burst: f64,
-    /// Most tenant-route keys tracked; beyond it, new keys are refused until idle ones are dropped.
+    /// Most tenant-route keys tracked in memory; beyond it, new keys are refused until idle ones are dropped.
+    /// (In Redis every key expires once its bucket is full again.)
     pub max_keys: usize,
+    /// `redis://…`: keep the buckets in Redis, shared by every replica, instead of in this process.
+    pub redis_url: Option<Secret>,
+    /// Prefix of the limiter's Redis keys.
+    pub redis_prefix: String,
+    /// Longest a limit check waits for Redis, in milliseconds.
+    pub redis_timeout_ms: u64,
+    /// What a request gets when Redis cannot be asked: `closed` (refused with 503 `store_unavailable`) or
+    /// `open` (let through, with a log line and a counter). Default: `closed` for phone-proof, whose requests
+    /// send SMS and guard codes against guessing; `open` for document-ocr and face-match, whose bounded worker
+    /// queues shed load on their own.
+    pub when_unavailable: Option<FailMode>,
+}
+
+/// What a shared limiter does when its store cannot be asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Refuse the request (503 `store_unavailable`).
+    Closed,
+    /// Let it through, logged and counted.
+    Open,
 }
 
 impl Default for RateLimitSettings {
@@ -26,6 +54,10 @@ impl Default for RateLimitSettings {
             requests_per_second: 200.0,
             burst: 400.0,
             max_keys: 100_000,
+            redis_url: None,
+            redis_prefix: "idv:rl".into(),
+            redis_timeout_ms: 250,
+            when_unavailable: None,
         }
     }
 }
@@ -72,6 +104,7 @@ impl MemoryRateLimiter {
             requests_per_second: rate,
             burst,
             max_keys,
+            ..
         } = self.settings;
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -119,6 +152,7 @@ mod tests {
             requests_per_second: 0.5,
             burst: 2.0,
             max_keys: 10,
+            ..RateLimitSettings::default()
         });
         assert!(limiter.take("a", "/x").is_ok());
         assert!(limiter.take("a", "/x").is_ok());
@@ -141,6 +175,7 @@ mod tests {
             requests_per_second: 0.001,
             burst: 1.0,
             max_keys: 3,
+            ..RateLimitSettings::default()
         });
         for t in ["a", "b", "c"] {
             limiter.take(t, "/x").unwrap();

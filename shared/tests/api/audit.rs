@@ -80,7 +80,7 @@ async fn flipping_one_byte_of_a_ledger_entry_is_reported_at_that_entry() {
     for _ in 0..6 {
         verdict(&app, &token, &id).await;
     }
-    let path = app.kernel.auditor().ledger_path().to_owned();
+    let path = app.kernel.auditor().ledger_path().unwrap().to_owned();
     app.kernel.auditor().shutdown();
     // Six verdicts and the checkpoint signed at shutdown.
     assert!(matches!(
@@ -131,7 +131,12 @@ async fn crash_child() {
     std::fs::write(dir.join("artifact"), id.to_string()).unwrap();
     std::fs::write(
         dir.join("ledger-path"),
-        app.kernel.auditor().ledger_path().to_str().unwrap(),
+        app.kernel
+            .auditor()
+            .ledger_path()
+            .unwrap()
+            .to_str()
+            .unwrap(),
     )
     .unwrap();
     std::fs::write(dir.join("addr.tmp"), app.addr.to_string()).unwrap();

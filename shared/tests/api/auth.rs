@@ -225,6 +225,7 @@ async fn authorized_works_over_an_auth_context_alone_on_its_clock() {
             requests_per_second: 0.001,
             burst: 2.0,
             max_keys: 8,
+            ..RateLimitSettings::default()
         })),
     };
     let router = axum::Router::new()

@@ -74,6 +74,8 @@ pub struct Options {
     pub dead_store: bool,
     /// `http.shutdown_grace_secs`, when not the default.
     pub shutdown_grace_secs: Option<u64>,
+    /// Keep the ledger in PostgreSQL at this URL, on this chain, with a 500 ms step deadline.
+    pub ledger: Option<(String, String)>,
 }
 
 impl Default for Options {
@@ -85,6 +87,7 @@ impl Default for Options {
             data_dir: None,
             dead_store: false,
             shutdown_grace_secs: None,
+            ledger: None,
         }
     }
 }
@@ -133,6 +136,11 @@ pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::Tcp
         config.http.shutdown_grace_secs = grace;
     }
     config.log.format = "pretty".into();
+    if let Some((url, chain)) = opts.ledger {
+        config.audit.ledger_url = Some(Secret::new(url));
+        config.audit.ledger_chain = Some(chain);
+        config.audit.ledger_timeout_ms = 500;
+    }
     if opts.backend == Backend::S3 {
         let dead = opts.dead_store.then_some("http://127.0.0.1:9");
         for region in ["eu", "us"] {

@@ -7,5 +7,7 @@ mod audit;
 mod auth;
 mod gateway_keys;
 mod helpers;
+mod postgres;
 mod problems;
 mod residency;
+mod shared_limits;

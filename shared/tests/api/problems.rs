@@ -84,6 +84,7 @@ async fn rate_limit_answers_429_with_retry_after_per_tenant() {
             requests_per_second: 0.2,
             burst: 2.0,
             max_keys: 100,
+            ..RateLimitSettings::default()
         },
         ..Default::default()
     })

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use idv_shared::{
     audit::{
         AuditClaims, KeyRing, jws,
-        ledger::{Verification, verify_file},
+        ledger::{self, Verification, verify_file},
         verify::{Anchors, verify_file_anchored},
     },
     auth::dev::{DevIssuer, MintRequest},
@@ -135,14 +135,33 @@ enum LedgerCommand {
     /// `--jwks`, also every signed checkpoint: a history rewritten with recomputed hashes, or stripped of its
     /// checkpoints, fails at the first entry after the last checkpoint that still signs the chain.
     Verify {
-        /// The ledger file.
-        path: PathBuf,
+        /// The ledger file (or `--postgres`).
+        #[arg(required_unless_present = "postgres")]
+        path: Option<PathBuf>,
+        /// Verify the ledger kept in PostgreSQL at this URL instead of a file.
+        #[arg(
+            long,
+            env = "IDV_AUDIT__LEDGER_URL",
+            hide_env_values = true,
+            conflicts_with = "path"
+        )]
+        postgres: Option<String>,
+        /// With `--postgres`: only this chain (default: every chain in the table).
+        #[arg(long, requires = "postgres")]
+        chain: Option<String>,
         /// The service's audit keys: its `/.well-known/jwks.json` URL or a file holding that document.
         #[arg(long)]
         jwks: Option<String>,
         /// Most entries allowed before the first checkpoint (the services' `AUDIT__CHECKPOINT_EVERY_ENTRIES`).
         #[arg(long, default_value_t = 1000)]
         max_gap: u64,
+    },
+    /// Creates the PostgreSQL ledger's table, its append-only triggers and the `idv_ledger_writer` role (which
+    /// may INSERT and SELECT only; grant it to the services' login role). Safe to run again.
+    Migrate {
+        /// An owner's URL (not the services' role: it cannot create tables).
+        #[arg(long, env = "IDV_AUDIT__LEDGER_URL", hide_env_values = true)]
+        postgres: String,
     },
 }
 
@@ -275,6 +294,8 @@ async fn main() -> anyhow::Result<()> {
             command:
                 LedgerCommand::Verify {
                     path,
+                    postgres,
+                    chain,
                     jwks,
                     max_gap,
                 },
@@ -283,15 +304,51 @@ async fn main() -> anyhow::Result<()> {
                 Some(location) => Some(fetch_jwks(location).await?),
                 None => None,
             };
-            let verification = match &keys {
-                Some(keys) => verify_file_anchored(&path, Anchors { keys, max_gap }),
-                None => verify_file(&path),
+            let anchors = keys.as_ref().map(|keys| Anchors { keys, max_gap });
+            match (path, postgres) {
+                (_, Some(url)) => {
+                    let db = pg(url);
+                    let chains = match chain {
+                        Some(c) => vec![c],
+                        None => ledger::postgres::chains(&db).await?,
+                    };
+                    if chains.is_empty() {
+                        println!("OK: the ledger table holds no chain yet");
+                    }
+                    for c in chains {
+                        println!("chain {c}:");
+                        let verification = ledger::postgres::verify_chain(&db, &c, anchors).await?;
+                        report_ledger(verification, keys.is_some());
+                    }
+                }
+                (Some(path), None) => {
+                    let verification = match anchors {
+                        Some(anchors) => verify_file_anchored(&path, anchors),
+                        None => verify_file(&path),
+                    }
+                    .with_context(|| format!("read {}", path.display()))?;
+                    report_ledger(verification, keys.is_some());
+                }
+                (None, None) => bail!("name a ledger file or --postgres"),
             }
-            .with_context(|| format!("read {}", path.display()))?;
-            report_ledger(verification, keys.is_some());
+        }
+        Command::Ledger {
+            command: LedgerCommand::Migrate { postgres },
+        } => {
+            ledger::postgres::migrate(&pg(postgres)).await?;
+            println!("ledger schema ready");
         }
     }
     Ok(())
+}
+
+/// A PostgreSQL ledger at `url` (the chain is named per command).
+fn pg(url: String) -> ledger::PostgresLedger {
+    ledger::PostgresLedger {
+        url: idv_shared::config::Secret::new(url),
+        chain: String::new(),
+        timeout: std::time::Duration::from_secs(10),
+    }
 }
 
 /// Prints a ledger verification; exits 1 when it is broken.

@@ -78,7 +78,7 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
     let auditor = Auditor::open(
         ServiceName::FaceMatch,
         &keys,
-        &ledger,
+        &idv_shared::audit::LedgerTarget::File(ledger.clone()),
         64,
         idv_shared::config::AuditSettings::default().checkpoints(),
         idv_shared::clock::SystemClock::shared(),
@@ -295,4 +295,73 @@ async fn sms_sink_takes_only_signed_events_and_hands_out_codes() {
 
 fn chrono_now() -> i64 {
     idv_shared::clock::Clock::now_secs(&idv_shared::clock::SystemClock)
+}
+
+#[tokio::test]
+async fn migrate_and_verify_a_postgres_ledger() {
+    let url = std::env::var("IDV_TEST_POSTGRES_URL").expect(
+        "IDV_TEST_POSTGRES_URL is not set: run the suite through scripts/test.sh, which starts PostgreSQL",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = idvctl(dir.path(), &["ledger", "migrate", "--postgres", &url]);
+    assert!(ok && out.contains("ledger schema ready"), "{out}");
+    let (ok, out) = idvctl(dir.path(), &["ledger", "migrate", "--postgres", &url]);
+    assert!(ok, "migrating twice is harmless: {out}");
+
+    let nanos = std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .map_or(0, |d| d.as_nanos());
+    let chain = format!("cli-{}-{nanos}", std::process::id());
+    let keys = dir.path().join("audit/keys.json");
+    let auditor = Auditor::open(
+        ServiceName::DocumentOcr,
+        &keys,
+        &idv_shared::audit::LedgerTarget::Postgres(idv_shared::audit::PostgresLedger {
+            url: idv_shared::config::Secret::new(url.clone()),
+            chain: chain.clone(),
+            timeout: std::time::Duration::from_secs(5),
+        }),
+        64,
+        idv_shared::config::AuditSettings::default().checkpoints(),
+        idv_shared::clock::SystemClock::shared(),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        auditor
+            .issue(
+                "acme",
+                VerdictDraft {
+                    service: ServiceName::DocumentOcr,
+                    verdict: Outcome::Pass,
+                    confidence: 1.0,
+                    reasons: vec![],
+                    result: serde_json::json!({}),
+                    artifacts: vec![],
+                    model: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    auditor.shutdown();
+    let jwks = dir.path().join("jwks.json");
+    let ring = idv_shared::audit::KeyRing::load(&keys).unwrap();
+    std::fs::write(&jwks, serde_json::to_vec(&ring.jwks()).unwrap()).unwrap();
+    let (ok, out) = idvctl(
+        dir.path(),
+        &[
+            "ledger",
+            "verify",
+            "--postgres",
+            &url,
+            "--chain",
+            &chain,
+            "--jwks",
+            jwks.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        ok && out.contains("OK: 4 entries") && out.contains("1 signed checkpoints verified"),
+        "{out}"
+    );
 }

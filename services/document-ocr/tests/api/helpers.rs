@@ -90,7 +90,11 @@ impl TestApp {
     }
 
     pub fn ledger(&self) -> String {
-        std::fs::read_to_string(self.kernel.auditor().ledger_path()).unwrap_or_default()
+        self.kernel
+            .auditor()
+            .ledger_path()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
     }
 }
 

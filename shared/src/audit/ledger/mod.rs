@@ -1,16 +1,20 @@
 //! The append-only, hash-chained audit ledger.
 //!
-//! One JSON line per entry: `{"seq":N,"prev":"<hex>","record":{…},"hash":"<hex>"}` where
+//! Each entry is `{"seq":N,"prev":"<hex>","record":{…},"hash":"<hex>"}` where
 //! `hash = sha256("<seq>\n<prev>\n<record as written>")` and `prev` is the previous entry's hash (64 zeros for
-//! the first). Appends go through one writer thread that batches whatever is queued into a single write and a
-//! single `fsync` (group commit), and answers each caller only after that `fsync`: a verdict is never sent
-//! before its entry is durable, and concurrent verdicts share the cost of the sync. With [`Checkpoints`] the
-//! writer also signs the chain head at intervals (see [`super::checkpoint`]); verification is in
-//! [`super::verify`].
+//! the first). Appends go through one writer thread that batches whatever is queued into one commit (group
+//! commit), and answers each caller only after that commit is durable: a verdict is never sent before its entry
+//! is, and concurrent verdicts share the cost of the sync. With [`Checkpoints`] the writer also signs the chain
+//! head at intervals (see [`super::checkpoint`]); verification is in [`super::verify`].
+//!
+//! Where the entries go is a [`Sink`]: a JSON-lines file with `fsync` ([`file`], the embedded default) or a
+//! PostgreSQL table with a committed transaction ([`postgres`], for replicas sharing one ledger). The chain, the
+//! checkpoints and the batching are the same for both; a sink only stores a batch after the tip it reported.
+
+pub mod file;
+pub mod postgres;
 
 use std::{
-    fs::{File, OpenOptions},
-    io::{BufRead, BufReader, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
     sync::Mutex,
     thread::JoinHandle,
@@ -24,12 +28,17 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::checkpoint::{self, CHECKPOINT_TYP, CheckpointClaims, Checkpoints};
 pub use super::verify::{Verification, verify_file};
+pub use postgres::PostgresLedger;
 
 /// The `prev` of the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Most entries one group commit writes.
 const MAX_BATCH: usize = 4096;
+
+/// How long the writer waits before it tries a sink again after a failed commit (a database that is down is
+/// not hammered by the checkpoint timer).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why an append or a verification failed.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +52,12 @@ pub enum LedgerError {
     /// The record could not be serialized.
     #[error("record not serializable: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The ledger's database cannot be reached or did not commit in time; nothing was acknowledged.
+    #[error("ledger store unavailable: {0}")]
+    Unavailable(String),
+    /// The ledger's configuration is not usable.
+    #[error("ledger configuration: {0}")]
+    Config(String),
 }
 
 /// Computes an entry's hash.
@@ -78,82 +93,156 @@ pub struct ChainHead {
     pub hash: String,
 }
 
+impl ChainHead {
+    /// The head of an empty chain.
+    pub fn genesis() -> Self {
+        Self {
+            seq: 0,
+            hash: GENESIS.to_owned(),
+        }
+    }
+}
+
+/// The chain's tip as a sink stores it: its head and how many entries follow the last checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    /// The last entry.
+    pub head: ChainHead,
+    /// Entries after the last checkpoint.
+    pub uncovered: u64,
+}
+
+/// One entry as a sink stores it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Its number.
+    pub seq: u64,
+    /// The previous entry's hash.
+    pub prev: String,
+    /// The record, exactly as hashed.
+    pub record: String,
+    /// Its hash.
+    pub hash: String,
+    /// Whether the record is a signed checkpoint.
+    pub checkpoint: bool,
+}
+
+/// Why a sink could not commit. Cloned to every caller of the batch.
+#[derive(Debug, Clone)]
+pub enum SinkError {
+    /// The store cannot be reached or did not answer in time.
+    Unavailable(String),
+    /// The store answered with an error.
+    Failed(String),
+}
+
+impl From<SinkError> for LedgerError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Unavailable(m) => Self::Unavailable(m),
+            SinkError::Failed(m) => Self::Io(std::io::Error::other(m)),
+        }
+    }
+}
+
+/// Where a ledger's entries are stored. One writer drives a sink: `tip`, then `write` or `abort`.
+#[async_trait::async_trait]
+pub trait Sink: Send {
+    /// Starts a commit and reports the chain's tip as stored now (a shared store also locks the chain here, so
+    /// the entries hashed after this tip are the next ones).
+    async fn tip(&mut self) -> Result<Tip, SinkError>;
+    /// Stores `entries`, which follow the last reported tip, durably, ending the commit; `after` is the tip
+    /// they make.
+    async fn write(&mut self, entries: &[Entry], after: &Tip) -> Result<(), SinkError>;
+    /// Ends a commit that stores nothing.
+    async fn abort(&mut self);
+    /// The ledger's file, for a file sink.
+    fn path(&self) -> Option<&Path> {
+        None
+    }
+}
+
 struct Append {
     record: String,
-    done: oneshot::Sender<Result<u64, String>>,
+    done: oneshot::Sender<Result<u64, SinkError>>,
 }
 
 /// A running ledger: a handle to its writer thread.
 pub struct Ledger {
     tx: Mutex<Option<mpsc::Sender<Append>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    path: PathBuf,
+    path: Option<PathBuf>,
+    backend: String,
 }
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("path", &self.path).finish()
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger at `path` and starts its writer, without checkpoints.
+    /// Opens (or creates) the ledger file at `path` and starts its writer, without checkpoints.
     ///
     /// A trailing partial line (a crash in the middle of a write that was never acknowledged) is cut off;
     /// every acknowledged entry ends in a newline and survives. The chain itself is not re-verified here:
     /// that is `idvctl ledger verify`'s job and would make start-up linear in the ledger's size.
     pub fn open(path: &Path, queue_capacity: usize) -> Result<Self, LedgerError> {
-        Self::start(path, queue_capacity, None)
+        Self::start(Box::new(file::FileSink::open(path)?), queue_capacity, None)
     }
 
-    /// Opens the ledger like [`Ledger::open`], with signed checkpoints. Entries a crash left without a
+    /// Opens the ledger file like [`Ledger::open`], with signed checkpoints. Entries a crash left without a
     /// checkpoint are covered by one at once.
     pub fn open_with_checkpoints(
         path: &Path,
         queue_capacity: usize,
         checkpoints: Checkpoints,
     ) -> Result<Self, LedgerError> {
-        Self::start(path, queue_capacity, Some(checkpoints))
+        Self::start(
+            Box::new(file::FileSink::open(path)?),
+            queue_capacity,
+            Some(checkpoints),
+        )
     }
 
-    fn start(
-        path: &Path,
+    /// Starts a writer over any sink.
+    pub fn start(
+        sink: Box<dyn Sink>,
         queue_capacity: usize,
         checkpoints: Option<Checkpoints>,
     ) -> Result<Self, LedgerError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(path)?;
-        let (head, uncovered) = recover_head(&mut file, path)?;
-        // The writer waits on the queue with a timeout (the time rule of checkpoints), so it runs a small
-        // timer-only runtime of its own.
-        let timer = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
+        let path = sink.path().map(Path::to_owned);
+        let backend = path.as_ref().map_or_else(
+            || "postgres".to_owned(),
+            |p| format!("file:{}", p.display()),
+        );
+        // The writer waits on the queue with a timeout (the time rule of checkpoints) and a database sink
+        // does network I/O, so it runs a small runtime of its own on its own thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()?;
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let writer = Writer {
-            file,
-            head,
+            sink,
             checkpoints,
-            uncovered,
+            owed: None,
             last_checkpoint: Instant::now(),
+            retry_at: None,
         };
         let thread = std::thread::Builder::new()
             .name("audit-ledger".into())
-            .spawn(move || writer.run(rx, &timer))?;
+            .spawn(move || runtime.block_on(writer.run(rx)))?;
         Ok(Self {
             tx: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
-            path: path.to_owned(),
+            path,
+            backend,
         })
     }
 
-    /// Appends a record and returns its `seq` once it is durable on disk.
+    /// Appends a record and returns its `seq` once it is durable.
     pub async fn append<T: serde::Serialize>(&self, record: &T) -> Result<u64, LedgerError> {
         let record = serde_json::to_string(record)?;
         let tx = self
@@ -168,7 +257,7 @@ impl Ledger {
             .map_err(|_| LedgerError::Closed)?;
         match rx.await {
             Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(e)) => Err(LedgerError::Io(std::io::Error::other(e))),
+            Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(LedgerError::Closed),
         }
     }
@@ -186,9 +275,14 @@ impl Ledger {
         }
     }
 
-    /// The ledger's file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The ledger's file, when it is kept in one.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Where the entries go (`file:<path>` or `postgres`), for logs.
+    pub fn backend(&self) -> &str {
+        &self.backend
     }
 }
 
@@ -198,73 +292,31 @@ impl Drop for Ledger {
     }
 }
 
-/// Finds the last complete entry, counts the entries after the last checkpoint, and cuts off a trailing
-/// partial line.
-fn recover_head(file: &mut File, path: &Path) -> Result<(ChainHead, u64), LedgerError> {
-    let mut head = ChainHead {
-        seq: 0,
-        hash: GENESIS.to_owned(),
-    };
-    let mut uncovered = 0u64;
-    let mut good_len = 0u64;
-    file.seek(SeekFrom::Start(0))?;
-    let mut reader = BufReader::new(&mut *file);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            break;
-        }
-        if let Ok(line) = serde_json::from_slice::<Line<'_>>(&buf) {
-            if checkpoint::parse_record(line.record.get()).is_some() {
-                uncovered = 0;
-            } else {
-                uncovered += 1;
-            }
-            head = ChainHead {
-                seq: line.seq,
-                hash: line.hash,
-            };
-        }
-        good_len += n as u64;
-    }
-    let len = file.metadata()?.len();
-    if len > good_len {
-        tracing::warn!(path = %path.display(), dropped_bytes = len - good_len, "cutting an unacknowledged partial ledger line");
-        file.set_len(good_len)?;
-        file.sync_all()?;
-    }
-    Ok((head, uncovered))
-}
-
-/// The writer thread's state.
+/// The writer thread's state. The chain's head lives in the sink (a shared store may have moved on).
 struct Writer {
-    file: File,
-    head: ChainHead,
+    sink: Box<dyn Sink>,
     checkpoints: Option<Checkpoints>,
-    /// Entries since the last checkpoint.
-    uncovered: u64,
+    /// Entries after the last checkpoint as of the last commit; `None` until the sink has been read.
+    owed: Option<u64>,
     last_checkpoint: Instant,
+    /// After a failed commit, no commit for the time rule alone before this.
+    retry_at: Option<Instant>,
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Append>, timer: &tokio::runtime::Runtime) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Append>) {
         let mut batch = Vec::with_capacity(64);
-        self.commit(&mut batch, true);
+        self.commit(&mut batch, true).await;
         loop {
-            let wait = self.until_checkpoint_due();
-            let next = timer.block_on(async {
-                match wait {
-                    Some(wait) => tokio::time::timeout(wait, rx.recv()).await.ok(),
-                    None => Some(rx.recv().await),
-                }
-            });
+            let next = match self.until_checkpoint_due() {
+                Some(wait) => tokio::time::timeout(wait, rx.recv()).await.ok(),
+                None => Some(rx.recv().await),
+            };
             match next {
                 Some(Some(first)) => batch.push(first),
                 // Shut down: cover what is left with a last checkpoint.
                 Some(None) => {
-                    self.commit(&mut batch, true);
+                    self.commit(&mut batch, true).await;
                     return;
                 }
                 // Timed out: the time rule is due.
@@ -276,27 +328,33 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            self.commit(&mut batch, false);
+            self.commit(&mut batch, false).await;
         }
     }
 
     /// How long until uncovered entries are owed a checkpoint; `None` when nothing is owed.
     fn until_checkpoint_due(&self) -> Option<Duration> {
         let c = self.checkpoints.as_ref()?;
-        (self.uncovered > 0).then(|| {
-            c.policy
-                .every
-                .saturating_sub(self.last_checkpoint.elapsed())
-        })
+        if self.owed == Some(0) {
+            return None;
+        }
+        let due = c
+            .policy
+            .every
+            .saturating_sub(self.last_checkpoint.elapsed());
+        let retry = self.retry_at.map_or(Duration::ZERO, |at| {
+            at.saturating_duration_since(Instant::now())
+        });
+        Some(due.max(retry))
     }
 
-    /// The line of a checkpoint over the current head, advancing the head; `None` if signing failed.
-    fn checkpoint_line(&mut self) -> Option<String> {
+    /// A checkpoint entry over `head`, advancing it; `None` if signing failed.
+    fn checkpoint_entry(&self, head: &mut ChainHead) -> Option<Entry> {
         let c = self.checkpoints.as_ref()?;
         let claims = CheckpointClaims {
             typ: CHECKPOINT_TYP.into(),
-            seq: self.head.seq,
-            hash: self.head.hash.clone(),
+            seq: head.seq,
+            hash: head.hash.clone(),
             at: c.clock.now_secs(),
             every: c.policy.every_entries.max(1),
         };
@@ -306,166 +364,96 @@ impl Writer {
             );
             return None;
         };
-        let record = checkpoint::record(&token);
-        let seq = self.head.seq + 1;
-        let hash = entry_hash(seq, &self.head.hash, &record);
-        let line = format_line(seq, &self.head.hash, &record, &hash);
-        self.head = ChainHead { seq, hash };
-        self.uncovered = 0;
-        self.last_checkpoint = Instant::now();
-        Some(line)
+        Some(next_entry(head, checkpoint::record(&token), true))
     }
 
-    /// Writes the batch (with the checkpoints it is owed) in one write and one `fsync`, then answers each
-    /// caller. `close` also covers whatever remains uncovered (opening after a crash, shutting down).
-    fn commit(&mut self, batch: &mut Vec<Append>, close: bool) {
+    /// Stores the batch (with the checkpoints it is owed) in one commit, then answers each caller. `close`
+    /// also covers whatever remains uncovered (opening after a crash, shutting down).
+    async fn commit(&mut self, batch: &mut Vec<Append>, close: bool) {
+        let time_due = self.until_checkpoint_due().is_some_and(|d| d.is_zero());
+        let may_owe = self.checkpoints.is_some() && self.owed != Some(0) && (close || time_due);
+        if batch.is_empty() && !may_owe {
+            return;
+        }
+        let started = Instant::now();
+        let tip = match self.sink.tip().await {
+            Ok(tip) => tip,
+            Err(e) => return self.failed(batch, e),
+        };
         let every_entries = self
             .checkpoints
             .as_ref()
             .map_or(u64::MAX, |c| c.policy.every_entries.max(1));
-        let start = (self.head.clone(), self.uncovered, self.last_checkpoint);
-        let mut out = String::new();
-        let mut seqs = Vec::with_capacity(batch.len());
+        let mut head = tip.head;
+        let mut uncovered = tip.uncovered;
+        let mut entries = Vec::with_capacity(batch.len() + 1);
+        let mut checkpointed = false;
         for append in batch.iter() {
-            let seq = self.head.seq + 1;
-            let hash = entry_hash(seq, &self.head.hash, &append.record);
-            out.push_str(&format_line(seq, &self.head.hash, &append.record, &hash));
-            self.head = ChainHead { seq, hash };
-            self.uncovered += 1;
-            seqs.push(seq);
-            if self.uncovered >= every_entries
-                && let Some(line) = self.checkpoint_line()
+            entries.push(next_entry(&mut head, append.record.clone(), false));
+            uncovered += 1;
+            if uncovered >= every_entries
+                && let Some(e) = self.checkpoint_entry(&mut head)
             {
-                out.push_str(&line);
+                entries.push(e);
+                uncovered = 0;
+                checkpointed = true;
             }
         }
-        if self
-            .until_checkpoint_due()
-            .is_some_and(|d| close || d.is_zero())
-            && let Some(line) = self.checkpoint_line()
+        if self.checkpoints.is_some()
+            && uncovered > 0
+            && (close || time_due)
+            && let Some(e) = self.checkpoint_entry(&mut head)
         {
-            out.push_str(&line);
+            entries.push(e);
+            uncovered = 0;
+            checkpointed = true;
         }
-        if out.is_empty() {
+        if entries.is_empty() {
+            self.sink.abort().await;
+            self.owed = Some(uncovered);
             return;
         }
-        let started = Instant::now();
-        let written = self.file.metadata().and_then(|m| {
-            let before = m.len();
-            let res = self
-                .file
-                .write_all(out.as_bytes())
-                .and_then(|()| self.file.sync_data());
-            if res.is_err() {
-                // Undo a partial write so the file stays a valid chain and later appends link to it.
-                let _ = self.file.set_len(before);
-            }
-            res
-        });
-        crate::metrics::record_stage("ledger", "fsync", started.elapsed());
+        let after = Tip { head, uncovered };
+        let written = self.sink.write(&entries, &after).await;
+        crate::metrics::record_stage("ledger", "commit", started.elapsed());
         match written {
             Ok(()) => {
+                let seqs = entries.iter().filter(|e| !e.checkpoint).map(|e| e.seq);
                 for (append, seq) in batch.drain(..).zip(seqs) {
                     let _ = append.done.send(Ok(seq));
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit ledger write failed");
-                (self.head, self.uncovered, self.last_checkpoint) = start;
-                for append in batch.drain(..) {
-                    let _ = append.done.send(Err(e.to_string()));
+                self.owed = Some(uncovered);
+                self.retry_at = None;
+                if checkpointed {
+                    self.last_checkpoint = Instant::now();
                 }
             }
+            Err(e) => self.failed(batch, e),
+        }
+    }
+
+    /// Answers every caller of a batch that was not stored.
+    fn failed(&mut self, batch: &mut Vec<Append>, e: SinkError) {
+        tracing::error!(error = ?e, entries = batch.len(), "audit ledger commit failed");
+        self.owed = None;
+        self.retry_at = Some(Instant::now() + RETRY_AFTER);
+        for append in batch.drain(..) {
+            let _ = append.done.send(Err(e.clone()));
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_appends_form_one_chain_and_tampering_is_located() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let ledger = std::sync::Arc::new(Ledger::open(&path, 1024).unwrap());
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let ledger = ledger.clone();
-                tokio::spawn(
-                    async move { ledger.append(&serde_json::json!({"i": i})).await.unwrap() },
-                )
-            })
-            .collect();
-        let mut seqs: Vec<u64> = futures::future::join_all(tasks)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
-        seqs.sort_unstable();
-        assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
-        ledger.shutdown();
-        assert!(matches!(
-            verify_file(&path).unwrap(),
-            Verification::Intact { entries: 200, .. }
-        ));
-
-        // Reopen and continue the chain.
-        let ledger = Ledger::open(&path, 8).unwrap();
-        assert_eq!(
-            ledger
-                .append(&serde_json::json!({"i": "after"}))
-                .await
-                .unwrap(),
-            201
-        );
-        ledger.shutdown();
-        assert!(matches!(
-            verify_file(&path).unwrap(),
-            Verification::Intact { entries: 201, .. }
-        ));
-
-        // Flip the last digit of entry 57's number (JSON stays valid, so the hash check must catch it).
-        let mut bytes = std::fs::read(&path).unwrap();
-        let line_start = bytes
-            .split(|b| *b == b'\n')
-            .take(56)
-            .map(|l| l.len() + 1)
-            .sum::<usize>();
-        let pos = line_start
-            + bytes[line_start..]
-                .windows(8)
-                .position(|w| w == b"},\"hash\"")
-                .unwrap()
-            - 1;
-        assert!(bytes[pos].is_ascii_digit());
-        bytes[pos] ^= 0x01;
-        std::fs::write(&path, &bytes).unwrap();
-        match verify_file(&path).unwrap() {
-            Verification::Broken { line, seq, .. } => assert_eq!((line, seq), (57, Some(57))),
-            other => panic!("tampering not found: {other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_partial_trailing_line_is_cut_on_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.jsonl");
-        let ledger = Ledger::open(&path, 8).unwrap();
-        ledger.append(&serde_json::json!({"a": 1})).await.unwrap();
-        ledger.shutdown();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"seq\":2,\"prev\":\"ab").unwrap();
-        drop(f);
-        let ledger = Ledger::open(&path, 8).unwrap();
-        assert_eq!(
-            ledger.append(&serde_json::json!({"a": 2})).await.unwrap(),
-            2
-        );
-        ledger.shutdown();
-        assert!(matches!(
-            verify_file(&path).unwrap(),
-            Verification::Intact { entries: 2, .. }
-        ));
-    }
+/// The entry after `head` holding `record`, advancing `head` to it.
+fn next_entry(head: &mut ChainHead, record: String, checkpoint: bool) -> Entry {
+    let seq = head.seq + 1;
+    let hash = entry_hash(seq, &head.hash, &record);
+    let entry = Entry {
+        seq,
+        prev: std::mem::replace(&mut head.hash, hash.clone()),
+        record,
+        hash,
+        checkpoint,
+    };
+    head.seq = seq;
+    entry
 }
