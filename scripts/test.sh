@@ -22,6 +22,7 @@ eval "$(scripts/seaweedfs.sh start)"
 cleanup() { if [ "$started_weed" = 1 ]; then scripts/seaweedfs.sh stop; fi; }
 trap cleanup EXIT
 
+scripts/helm-check.sh
 log "docker-compose.yml validates"
 docker-compose -f docker-compose.yml config -q
 # Every variable the compose file reads is documented in .env.example.
