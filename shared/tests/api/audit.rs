@@ -118,27 +118,26 @@ async fn crash_child() {
         return;
     };
     let dir = PathBuf::from(dir);
+    // `url|chain`: the ledger in PostgreSQL, as replicas keep it.
+    let ledger = std::env::var("IDV_CRASH_LEDGER").ok().and_then(|l| {
+        l.split_once('|')
+            .map(|(url, chain)| (url.to_owned(), chain.to_owned()))
+    });
     let (app, router, listener) = build_app(Options {
         data_dir: Some(dir.clone()),
         shutdown_grace_secs: std::env::var("IDV_CRASH_GRACE_SECS")
             .ok()
             .and_then(|g| g.parse().ok()),
+        ledger,
         ..Default::default()
     })
     .await;
     let id = app.put("eu", TestApp::jpeg(300)).await;
     std::fs::write(dir.join("token"), app.token(&["eu"])).unwrap();
     std::fs::write(dir.join("artifact"), id.to_string()).unwrap();
-    std::fs::write(
-        dir.join("ledger-path"),
-        app.kernel
-            .auditor()
-            .ledger_path()
-            .unwrap()
-            .to_str()
-            .unwrap(),
-    )
-    .unwrap();
+    if let Some(path) = app.kernel.auditor().ledger_path() {
+        std::fs::write(dir.join("ledger-path"), path.to_str().unwrap()).unwrap();
+    }
     std::fs::write(dir.join("addr.tmp"), app.addr.to_string()).unwrap();
     std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
     idv_shared::kernel::serve(listener, router, app.kernel.clone())
@@ -146,13 +145,13 @@ async fn crash_child() {
         .unwrap();
 }
 
-struct Child {
-    process: std::process::Child,
-    addr: String,
-    token: String,
-    artifact: String,
+pub(crate) struct Child {
+    pub(crate) process: std::process::Child,
+    pub(crate) addr: String,
+    pub(crate) token: String,
+    pub(crate) artifact: String,
     ledger_path: PathBuf,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 async fn start_child() -> Child {
@@ -160,11 +159,20 @@ async fn start_child() -> Child {
 }
 
 async fn start_child_with_grace(grace_secs: Option<u64>) -> Child {
+    let grace = grace_secs.map(|g| g.to_string());
+    let env: Vec<(&str, &str)> = grace
+        .as_deref()
+        .map(|g| ("IDV_CRASH_GRACE_SECS", g))
+        .into_iter()
+        .collect();
+    start_child_env(&env).await
+}
+
+/// Starts the child with these extra variables (e.g. `IDV_CRASH_LEDGER`).
+pub(crate) async fn start_child_env(env: &[(&str, &str)]) -> Child {
     let dir = tempfile::tempdir().unwrap();
     let mut command = std::process::Command::new(std::env::current_exe().unwrap());
-    if let Some(g) = grace_secs {
-        command.env("IDV_CRASH_GRACE_SECS", g.to_string());
-    }
+    command.envs(env.iter().copied());
     let process = command
         .args(["audit::crash_child", "--exact", "--ignored", "--nocapture"])
         .env("IDV_CRASH_DIR", dir.path())
@@ -185,14 +193,16 @@ async fn start_child_with_grace(grace_secs: Option<u64>) -> Child {
         addr: read("addr"),
         token: read("token"),
         artifact: read("artifact"),
-        ledger_path: PathBuf::from(read("ledger-path")),
+        ledger_path: PathBuf::from(
+            std::fs::read_to_string(dir.path().join("ledger-path")).unwrap_or_default(),
+        ),
         process,
         dir,
     }
 }
 
 /// 32 clients call the child until its server goes away; verdict ids arrive on the returned channel.
-fn hammer(
+pub(crate) fn hammer(
     child: &Child,
 ) -> (
     Vec<tokio::task::JoinHandle<()>>,

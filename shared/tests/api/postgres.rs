@@ -336,3 +336,111 @@ async fn an_unreachable_database_is_unavailable_not_a_hang() {
     assert!(started.elapsed() < Duration::from_secs(2));
     ledger.shutdown();
 }
+
+/// Two replicas (two processes) on one PostgreSQL chain under concurrent load; one is killed with SIGKILL
+/// mid-load, the other stopped with SIGTERM after more answers. Every answered verdict has exactly one row, and
+/// the chain with both replicas' checkpoints verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_chain_and_kill_9_of_one_loses_no_answered_verdict() {
+    use crate::audit::{hammer, start_child_env};
+    let db = fresh_chain(&url()).await;
+    let ledger = format!("{}|{}", db.url.expose(), db.chain);
+    let mut a = start_child_env(&[("IDV_CRASH_LEDGER", &ledger)]).await;
+    let mut b = start_child_env(&[("IDV_CRASH_LEDGER", &ledger)]).await;
+    let (workers_a, mut rx_a) = hammer(&a);
+    let (workers_b, mut rx_b) = hammer(&b);
+    let mut answered = Vec::new();
+    // Both replicas answer before the kill.
+    let (mut from_a, mut from_b) = (0, 0);
+    while from_a < 150 || from_b < 150 {
+        tokio::select! {
+            Some(v) = rx_a.recv() => { answered.push(v); from_a += 1; }
+            Some(v) = rx_b.recv() => { answered.push(v); from_b += 1; }
+        }
+    }
+    a.process.kill().unwrap(); // SIGKILL, requests in flight
+    a.process.wait().unwrap();
+    for w in workers_a {
+        let _ = w.await;
+    }
+    while let Ok(v) = rx_a.try_recv() {
+        answered.push(v);
+    }
+    // The survivor keeps answering on the same chain.
+    for _ in 0..150 {
+        answered.push(rx_b.recv().await.unwrap());
+    }
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &b.process.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert!(b.process.wait().unwrap().success(), "graceful stop");
+    for w in workers_b {
+        let _ = w.await;
+    }
+    while let Ok(v) = rx_b.try_recv() {
+        answered.push(v);
+    }
+
+    let client = db.connect().await.unwrap();
+    let rows = client
+        .query(
+            "SELECT record::jsonb ->> 'vid', count(*) FROM audit_ledger \
+             WHERE chain = $1 AND NOT checkpoint GROUP BY 1",
+            &[&db.chain],
+        )
+        .await
+        .unwrap();
+    let mut recorded = std::collections::HashMap::new();
+    for r in &rows {
+        let vid: String = r.get(0);
+        let n: i64 = r.get(1);
+        recorded.insert(vid, n);
+    }
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|v| !recorded.contains_key(*v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} answered verdicts have no row",
+        missing.len()
+    );
+    assert!(recorded.values().all(|n| *n == 1), "one row per verdict");
+    // Both replicas' keys sign checkpoints of the one chain.
+    let mut keys = KeyRing::load(&a.dir.path().join("audit/keys.json"))
+        .unwrap()
+        .jwks();
+    keys.keys.extend(
+        KeyRing::load(&b.dir.path().join("audit/keys.json"))
+            .unwrap()
+            .jwks()
+            .keys,
+    );
+    let anchors = Anchors {
+        keys: &keys,
+        max_gap: 1000,
+    };
+    match postgres::verify_chain(&db, &db.chain, Some(anchors))
+        .await
+        .unwrap()
+    {
+        Verification::Intact {
+            entries,
+            unanchored,
+            ..
+        } => {
+            assert!(entries as usize >= answered.len());
+            assert_eq!(
+                unanchored, 0,
+                "the survivor's shutdown checkpoint covers the chain"
+            );
+            println!(
+                "two replicas, one killed: answered {}, rows {entries}",
+                answered.len()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
