@@ -128,7 +128,8 @@ ensure_rust() {
 }
 
 # Dependency hygiene tools, pinned by version and built with their own lock files (crates.io checks each
-# crate's sha256 against the index), into .cache/cargo-tools.
+# crate's sha256 against the index), into .cache/cargo-tools. Built unoptimised (`--debug`): that halves the
+# build, which every fresh CI clone pays, and their checks take seconds either way.
 CARGO_TOOLS="$CACHE/cargo-tools"
 CARGO_TOOL_VERSIONS=(cargo-machete@0.9.2 cargo-deny@0.20.2)
 ensure_cargo_tools() {
@@ -137,7 +138,7 @@ ensure_cargo_tools() {
     name=${spec%@*}; version=${spec#*@}
     if "$CARGO_TOOLS/bin/$name" --version 2>/dev/null | grep -q "$version"; then continue; fi
     log "building $name $version into $CARGO_TOOLS"
-    cargo install --quiet --locked --root "$CARGO_TOOLS" "$name" --version "$version"
+    cargo install --quiet --locked --debug --root "$CARGO_TOOLS" "$name" --version "$version"
   done
   export PATH="$CARGO_TOOLS/bin:$PATH"
 }

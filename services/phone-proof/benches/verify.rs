@@ -2,7 +2,9 @@
 //! at rising concurrency. The client is this process (reqwest), far cheaper than k6, so the figures show the
 //! service rather than the load generator. Each challenge gets four wrong codes, then the right one.
 //!
-//! `cargo bench -p phone-proof --bench verify` (needs Redis on 127.0.0.1:6379 or `IDV_TEST_REDIS_URL`).
+//! `cargo bench -p phone-proof --bench verify` (needs Redis on 127.0.0.1:6379 or `IDV_TEST_REDIS_URL`). With
+//! `IDV_BENCH_LEDGER_URL=postgres://…` the ledger is kept in PostgreSQL (migrated first) instead of the disk,
+//! and shared rate limits go through the same Redis, as replicas run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -29,6 +31,20 @@ async fn main() {
     config.log.filter = "error".into();
     config.rate_limit.requests_per_second = 1e9;
     config.rate_limit.burst = 1e9;
+    if let Ok(url) = std::env::var("IDV_BENCH_LEDGER_URL") {
+        config.audit.ledger_url = Some(Secret::new(url));
+        config.audit.ledger_chain = Some(format!("bench-{}", ulid::Ulid::new()));
+        if let idv_shared::audit::LedgerTarget::Postgres(pg) = config.ledger_target(SERVICE) {
+            idv_shared::audit::ledger::postgres::migrate(&pg)
+                .await
+                .unwrap();
+        }
+        config.rate_limit.redis_url = Some(Secret::new(
+            std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        ));
+        config.rate_limit.redis_prefix = format!("idvbench:rl:{}", ulid::Ulid::new());
+        eprintln!("ledger in PostgreSQL, rate limits in Redis");
+    }
     let settings = Settings {
         redis_url: Some(Secret::new(
             std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
