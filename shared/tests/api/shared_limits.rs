@@ -66,16 +66,7 @@ async fn two_replicas_on_one_redis_enforce_one_burst_limit() {
     }
     assert_eq!(accepted, 5, "the tenant's burst across both replicas");
     // Another tenant has a bucket of its own.
-    let other = replicas[0]
-        .dev
-        .mint(&idv_shared::auth::dev::MintRequest {
-            audience: "face-match".into(),
-            scopes: vec!["face:verify".into()],
-            tenant: "globex".into(),
-            regions: vec!["eu".into()],
-            ttl_secs: 300,
-        })
-        .unwrap();
+    let other = replicas[0].token_for("globex", &["eu"], 300);
     assert_eq!(replicas[0].probe(&other, &ids[0]).await.status(), 200);
 }
 
