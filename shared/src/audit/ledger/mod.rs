@@ -230,6 +230,7 @@ impl Ledger {
             owed: None,
             last_checkpoint: Instant::now(),
             retry_at: None,
+            failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("audit-ledger".into())
@@ -301,6 +302,8 @@ struct Writer {
     last_checkpoint: Instant,
     /// After a failed commit, no commit for the time rule alone before this.
     retry_at: Option<Instant>,
+    /// Whether the last commit failed (a store that stays down is logged once while only checkpoints wait).
+    failing: bool,
 }
 
 impl Writer {
@@ -424,6 +427,9 @@ impl Writer {
                 }
                 self.owed = Some(uncovered);
                 self.retry_at = None;
+                if std::mem::take(&mut self.failing) {
+                    tracing::info!("audit ledger commits again");
+                }
                 if checkpointed {
                     self.last_checkpoint = Instant::now();
                 }
@@ -434,7 +440,12 @@ impl Writer {
 
     /// Answers every caller of a batch that was not stored.
     fn failed(&mut self, batch: &mut Vec<Append>, e: SinkError) {
-        tracing::error!(error = ?e, entries = batch.len(), "audit ledger commit failed");
+        // Verdicts waiting are always worth an error; a checkpoint-only retry against a store that stays down
+        // (every second) is logged once.
+        if !batch.is_empty() || !self.failing {
+            tracing::error!(error = ?e, entries = batch.len(), "audit ledger commit failed");
+        }
+        self.failing = true;
         self.owed = None;
         self.retry_at = Some(Instant::now() + RETRY_AFTER);
         for append in batch.drain(..) {
