@@ -46,6 +46,15 @@ const MAX_DOUBTFUL: usize = 4;
 /// The most likely holding combination is taken only when it is this many times as likely as the next one.
 const CLEAR_MARGIN: f32 = 4.0;
 
+/// The character drawn as the same round shape: O for 0 and 0 for O.
+fn round_partner(c: u8) -> Option<u8> {
+    match c {
+        b'O' => Some(b'0'),
+        b'0' => Some(b'O'),
+        _ => None,
+    }
+}
+
 /// Letters OCR reads in place of digits.
 fn to_digit(c: u8) -> Option<u8> {
     Some(match c {
@@ -171,17 +180,26 @@ impl<'a> Settler<'a> {
     /// Reads a position within its field's class, the class being certain and the recogniser's weights not:
     /// the probability of characters the field cannot hold (a letter in a date, a digit in a name) is shared
     /// among those it can. Where the character read first is impossible there but an allowed one was weighed
-    /// at [`WITHIN_CLASS_AT`] or more, the allowed one is what was read. Not a repair: nothing the recogniser
-    /// did not see (OCR-B's O and 0 differ by little more than width).
+    /// at [`WITHIN_CLASS_AT`] or more, the allowed one is what was read; an O or 0 the class does not allow is
+    /// its partner, with the weight of both, where the recogniser weighed that partner at all. Not a repair: nothing the recogniser did not see (OCR-B's O and 0
+    /// differ by little more than width, and a name holds no 0 nor a date an O).
     fn within_class(&mut self, at: Pos, class: Class) {
         let g = self.glyph(at);
         if self.rows[at.0][at.1] != g.ch {
             return;
         }
-        let allowed: Vec<(u8, f32)> = std::iter::once((g.ch, g.conf))
+        let mut allowed: Vec<(u8, f32)> = std::iter::once((g.ch, g.conf))
             .chain(g.alternatives.iter().copied())
             .filter(|(c, _)| class.allows(*c))
             .collect();
+        // O and 0 are one shape to OCR-B, which draws them alike but for width and always weighs both: where
+        // the class allows only the one weighed less, what was weighed for the shape is weighed for it.
+        if !class.allows(g.ch)
+            && let Some(partner) = round_partner(g.ch)
+            && let Some(slot) = allowed.iter_mut().find(|(c, _)| *c == partner)
+        {
+            slot.1 += g.conf;
+        }
         let total: f32 = allowed.iter().map(|(_, p)| p).sum();
         let Some(&(ch, p)) = allowed.iter().max_by(|a, b| a.1.total_cmp(&b.1)) else {
             return;

@@ -327,4 +327,13 @@ fn o_and_0_are_read_within_the_fields_class_without_a_repair() {
     // A digit in a name that the recogniser did not weigh as a letter is still a repair by type.
     let m = read(&lines, &[(1, 15, 0.6, b'0', 0.4)]);
     assert_eq!(m.corrections.len(), 1);
+    // OCR-B sure of the round shape but taking it for a 0, its O kept at the least share: in a name it is the
+    // O, with the weight of both, and nothing is repaired.
+    let m = read(
+        &lines,
+        &[(0, 11, 0.95, b'O', 0.05), (1, 15, 0.6, b'0', 0.4)],
+    );
+    assert_eq!(m.surname, "ERIKSSON");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
 }
