@@ -13,7 +13,7 @@ use document_ocr::{
 };
 use idv_shared::imaging::{DecodeLimits, decode_rgb};
 
-use crate::helpers::{reasons, settings, spawn_app, today};
+use crate::helpers::{assert_fields, reasons, settings, spawn_app, spawn_app_with, today};
 
 #[tokio::test]
 async fn phone_and_keystone_captures_are_found_rectified_and_never_condemned() {
@@ -39,6 +39,38 @@ async fn phone_and_keystone_captures_are_found_rectified_and_never_condemned() {
             assert_eq!(f["surname"]["value"], doc.identity.surname, "{v}");
         }
     }
+}
+
+/// A soft phone photo whose MRZ reads right passes: OCR-B's confidence follows how well each line fits its
+/// glyphs, so names it read right are not held for review (with a fixed softmax temperature, 16 of these 20
+/// passed). Whatever passes has every field as printed, and nothing is condemned.
+#[tokio::test]
+async fn phone_captures_read_right_pass_and_nothing_wrong_passes() {
+    // Time enough that every page is read until it settles, whatever the machine: the verdicts are then the
+    // reader's alone, not the budget's.
+    let app = spawn_app_with(|_, s| s.max_document_ms = 20_000).await;
+    let font = load_font().unwrap();
+    let formats = [
+        MrzFormat::Td1,
+        MrzFormat::Td2,
+        MrzFormat::Td3,
+        MrzFormat::MrvA,
+        MrzFormat::MrvB,
+    ];
+    let mut passed = 0;
+    for seed in 300..320u64 {
+        let format = formats[(seed % 5) as usize];
+        let doc = generate(&font, format, Distortion::PHONE, seed, today());
+        let (status, v) = app.read(doc.jpeg).await;
+        assert_eq!(status, 200, "{v}");
+        assert_ne!(v["verdict"], "fail", "{format:?} seed {seed}: {v}");
+        if v["verdict"] == "pass" {
+            assert_fields(&v, &doc.identity);
+            passed += 1;
+        }
+    }
+    println!("{passed} of 20 phone captures passed");
+    assert!(passed >= 18, "{passed} of 20 phone captures passed");
 }
 
 #[tokio::test]

@@ -108,3 +108,18 @@ pub fn reasons(v: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// Every one of the nine compared fields of a verdict is the printed identity's.
+pub fn assert_fields(v: &Value, id: &docgen::Identity) {
+    let f = &v["result"]["fields"];
+    let code = id.document_code.clone();
+    assert_eq!(f["document_code"]["value"], code, "{v}");
+    assert_eq!(f["issuing_state"]["value"], id.issuing_state);
+    assert_eq!(f["surname"]["value"], id.surname);
+    assert_eq!(f["given_names"]["value"], id.given_names);
+    assert_eq!(f["document_number"]["value"], id.document_number);
+    assert_eq!(f["nationality"]["value"], id.nationality);
+    assert_eq!(f["birth_date"]["value"], id.birth_date.to_string());
+    assert_eq!(f["expiry_date"]["value"], id.expiry_date.to_string());
+    assert_eq!(f["sex"]["value"], id.sex.to_string().replace('<', "X"));
+}
