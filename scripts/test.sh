@@ -35,6 +35,9 @@ log "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "unused dependencies (cargo machete) and the dependency policy (cargo deny: bans, licences, sources)"
 cargo machete
+# cargo deny reads the metadata of every package in the lock file, those of other platforms too (windows-sys, …),
+# which a build here never downloads: fetch them first, so that a fresh machine's cache has them.
+cargo fetch --locked --quiet
 cargo deny --offline --log-level error check bans licenses sources
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
