@@ -5,6 +5,8 @@ pub mod check;
 pub mod country;
 mod layout;
 mod repair;
+
+pub(crate) use repair::round_partner;
 #[cfg(test)]
 mod tests;
 

@@ -46,8 +46,8 @@ const MAX_DOUBTFUL: usize = 4;
 /// The most likely holding combination is taken only when it is this many times as likely as the next one.
 const CLEAR_MARGIN: f32 = 4.0;
 
-/// The character drawn as the same round shape: O for 0 and 0 for O.
-fn round_partner(c: u8) -> Option<u8> {
+/// The character drawn as the same round shape: O for 0 and 0 for O (OCR-B tells them apart by width alone).
+pub(crate) fn round_partner(c: u8) -> Option<u8> {
     match c {
         b'O' => Some(b'0'),
         b'0' => Some(b'O'),

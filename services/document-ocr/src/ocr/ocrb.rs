@@ -16,7 +16,7 @@ use ab_glyph::{Font, FontVec, PxScale, ScaleFont, point};
 use image::GrayImage;
 
 use super::{engine::OcrError, geometry::least_squares};
-use crate::mrz::Glyph;
+use crate::mrz::{Glyph, round_partner};
 
 /// The characters an MRZ may hold.
 const CHARSET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<";
@@ -479,15 +479,6 @@ fn scores(
 /// captures for review, over optional data without a check digit, and sent 7 more of 40 forged phone and
 /// keystone pages to review instead of fail.)
 const ROUND_PAIR_SHARE: f32 = 0.05;
-
-/// The character OCR-B draws almost alike.
-fn round_partner(c: u8) -> Option<u8> {
-    match c {
-        b'O' => Some(b'0'),
-        b'0' => Some(b'O'),
-        _ => None,
-    }
-}
 
 /// A line's softmax temperature, from how well its cells fit their best glyphs at all.
 ///
