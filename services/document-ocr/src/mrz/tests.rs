@@ -337,3 +337,25 @@ fn o_and_0_are_read_within_the_fields_class_without_a_repair() {
     assert!(m.corrections.is_empty(), "{:?}", m.corrections);
     assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
 }
+
+#[test]
+fn a_check_digit_confirms_nothing_between_two_readings_that_both_hold() {
+    // Two round glyphs at weights 7 and 3 read O (0.75 and 0.69, 0 weighed beside each): OO and 00 change the
+    // weighted sum by 7·24 + 3·24 = 240, so both hold and only the recogniser chooses, at 0.87: not enough for
+    // a field that no check digit protects, so the number stays doubtful.
+    let lines = [
+        "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+        "P77O392O72UTO7408122F1204159<<<<<<<<",
+    ];
+    let m = read(
+        &lines,
+        &[(1, 3, 0.75, b'0', 0.25), (1, 7, 0.69, b'0', 0.31)],
+    );
+    assert_eq!(m.document_number, "P77O392O7");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert_eq!(m.uncertain, ["document_number"]);
+    // One of them read without doubt: the check digit rules the other's 0 out, and confirms the number.
+    let m = read(&lines, &[(1, 3, 0.75, b'0', 0.25)]);
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
+    assert!(m.settled());
+}
