@@ -359,3 +359,24 @@ fn a_check_digit_confirms_nothing_between_two_readings_that_both_hold() {
     assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
     assert!(m.settled());
 }
+
+#[test]
+fn a_page_that_reads_its_dates_zeros_as_o_confirms_no_o_in_its_document_number() {
+    let number = [(1, 3, 0.8, b'0', 0.2), (1, 7, 0.8, b'0', 0.2)];
+    // Its dates read right, the recogniser's 0.94 for OO against 00 settles what the check digit cannot.
+    let lines = [
+        "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+        "P77O392O72UTO7408122F1204159<<<<<<<<",
+    ];
+    assert!(read(&lines, &number).uncertain.is_empty());
+    // The same page with its birth date's 0 read first as an O: on this capture an O says nothing of whether
+    // an O or a 0 is printed, so the number's two O stay doubtful and nothing is changed.
+    let lines = [lines[0], "P77O392O72UTO74O8122F1204159<<<<<<<<"];
+    let mut doubts = number.to_vec();
+    doubts.push((1, 15, 0.7, b'0', 0.3));
+    let m = read(&lines, &doubts);
+    assert_eq!(m.birth_date, date(1974, 8, 12));
+    assert_eq!(m.document_number, "P77O392O7");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert_eq!(m.uncertain, ["document_number"]);
+}
