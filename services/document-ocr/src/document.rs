@@ -447,9 +447,9 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     // A rule broken by characters read without doubt condemns the document; one broken by doubtful characters
     // only says the image is poor. Neither condemns a reading that is doubtful as a whole (an unknown country
     // code, a weak line): its lines may be misaligned or misread, which a check digit cannot tell from forgery.
-    // A country code that had to be repaired into a known one counts as unknown here: only the list confirmed
-    // it, and a line read one character out of place (measured on phone captures: `XXA` read `XXK`, the
-    // number shifted by one) repairs into a known code as easily.
+    // A country code with a character repaired by type (a digit where only letters go) counts as unknown here:
+    // a line read one character out of place (measured on phone captures: `XXA` read `XXK`, the number shifted
+    // by one) puts impossible characters in a code as easily as a misread does.
     let country_repaired = m
         .corrections
         .iter()
@@ -589,10 +589,11 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_check_condemns_nothing_when_a_country_code_had_to_be_repaired() {
+    fn a_broken_check_condemns_nothing_when_a_country_code_is_unknown() {
         let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
         let l = td1("D23195890");
-        // `UTO` read `UTK`, the K doubtful with O weighed: the list repairs it, and only the list confirms it.
+        // `UTO` read `UTK`, the K doubtful with O weighed: the code is returned as read, never fitted to the
+        // list (a line read out of place fits it as easily), and the reading is held for review.
         let line = l[0].replacen("UTO", "UTK", 1);
         let (outcome, _, reasons, result) = judge(
             reading([&line, &l[1], &l[2]], Some((0, 4, b'O')), 0.9),
@@ -600,7 +601,13 @@ mod tests {
             today,
             0.7,
         );
-        assert_eq!(result.corrections.len(), 1, "{:?}", result.corrections);
+        assert!(result.corrections.is_empty(), "{:?}", result.corrections);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.code == ReasonCode::UnknownCountryCode),
+            "{reasons:?}"
+        );
         assert_eq!(outcome, Outcome::Review, "{reasons:?}");
         // Read as printed, the same broken check fails the document.
         let (outcome, _, reasons, _) = judge(

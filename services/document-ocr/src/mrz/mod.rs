@@ -102,7 +102,7 @@ pub struct Correction {
     pub from: char,
     /// As repaired.
     pub to: char,
-    /// What confirmed it: a check digit, or the field's type and the country list.
+    /// What confirmed it: a check digit, or the field's type (a digit where only letters go, or the reverse).
     pub confirmed_by: String,
 }
 

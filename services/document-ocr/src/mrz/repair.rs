@@ -2,16 +2,18 @@
 //!
 //! Every position has a character class (digits in dates and check digits, letters in names and codes, either in
 //! document numbers). A character is **doubtful** when Tesseract's confidence in it is low, when Tesseract itself
-//! weighed another character there, or when it is impossible for its class (a letter in a date). Only doubtful
-//! characters may change, and only to what Tesseract offered there or, for a low-confidence or impossible
-//! character, its look-alike in the right class; a confidently read character is never changed to make a
-//! check digit hold, so a forged number (one printed character changed, the check digit left) reads as printed
-//! and fails.
+//! weighed another character there, when it is impossible for its class (a letter in a date), or when this page
+//! was seen to read it in place of its look-alike (see [`confusions`]). Only a character its field cannot hold
+//! ever changes: to its look-alike in the field's class, or to what a check digit confirms in its place. A
+//! character the field allows is never exchanged for another it allows, so a forged number or date (one printed
+//! character changed, the check digit left) reads as printed and fails, or, where the image leaves it in doubt,
+//! is held for review as read; no returned value is one the page does not show.
 //!
 //! For each field with a check digit, every combination of its doubtful characters' options is tried; the most
-//! likely one that satisfies the check digit (and for dates, the calendar) is taken when it carries nearly all the
-//! probability of the combinations that hold; otherwise the field stays as read. A check digit that holds confirms the characters it covers. What
-//! stays doubtful afterwards is reported, so the verdict can tell "cannot read" from "invalid".
+//! likely one that satisfies the check digit (and for dates, the calendar) confirms the reading when it carries
+//! nearly all the probability of the combinations that hold; otherwise the field stays as read, doubtful.
+//! Country codes are confirmed by the list of codes, never changed to fit it. What stays doubtful afterwards is
+//! reported, so the verdict can tell "cannot read" from "invalid".
 
 use super::{
     Correction, Glyph, check, country,
@@ -334,19 +336,13 @@ impl<'a> Settler<'a> {
     fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, field: &'static str, date: bool) {
         let mut at: Vec<Pos> = data.to_vec();
         at.push(digit);
+        let n = data.len();
+        let class_at = |i: usize| if i == n { Class::CheckDigit } else { class };
         let options: Vec<Vec<(u8, f32)>> = at
             .iter()
             .enumerate()
-            .map(|(i, p)| {
-                let c = if i == data.len() {
-                    Class::CheckDigit
-                } else {
-                    class
-                };
-                self.options(*p, c)
-            })
+            .map(|(i, p)| self.options(*p, class_at(i)))
             .collect();
-        let n = data.len();
         let holds = |chars: &[u8]| {
             check::holds(&chars[..n], chars[n]) && (!date || valid_date(&chars[..n]))
         };
@@ -369,6 +365,13 @@ impl<'a> Settler<'a> {
         if class == Class::Any {
             return;
         }
+        // Nor is a character the field allows changed for another it allows (one digit of a date for another):
+        // a forger changes exactly such a character, and measured on phone captures a forged birth date's
+        // doubtful 8 "repaired" to the 5 it had replaced returned a date the document does not show. Only
+        // characters the field cannot hold (a B in a date) take what the check digit confirms.
+        if (0..at.len()).any(|i| chars[i] != read[i] && class_at(i).allows(read[i])) {
+            return;
+        }
         let by = format!("{field} check digit");
         for (p, c) in at.iter().zip(chars) {
             self.set(*p, c, field, &by);
@@ -376,31 +379,35 @@ impl<'a> Settler<'a> {
         self.confirm(&at);
     }
 
-    /// A field without a check digit: impossible characters take their most likely allowed option (confirmed by
-    /// the field's type); doubtful ones stay doubtful.
+    /// A field without a check digit: an impossible character (a digit in a name) becomes its look-alike in the
+    /// field's class (`0` → `O`, `5` → `S`, …), confirmed by the field's type when that is the only allowed
+    /// character weighed there. One with no look-alike stays as read, doubtful: what the recognisers weighed in
+    /// its place was weighed under 0.15 (see [`Settler::within_class`]), and measured on phone captures such
+    /// guesses (`3` → `M`, a document code's `K` → `P`) returned values the page does not show.
     fn typed(&mut self, span: Span, class: Class, field: &str, doubtful_below: f32) {
         for at in positions(span) {
             let options = self.options_below(at, class, doubtful_below);
             let read = self.rows[at.0][at.1];
-            // An impossible character with exactly one allowed character weighed in its place: the field's type
-            // settles it.
-            if !class.allows(read) && options.iter().filter(|o| class.allows(o.0)).count() == 1 {
+            if class.allows(read) {
+                continue;
+            }
+            let Some(alike) = class.look_alike(read) else {
+                continue;
+            };
+            if options.iter().filter(|o| class.allows(o.0)).count() == 1 {
                 self.doubt[at.0][at.1] = false;
             }
-            if !class.allows(read)
-                && let Some((c, _)) = options
-                    .iter()
-                    .filter(|o| class.allows(o.0))
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-            {
-                self.set(at, *c, field, "field type");
-            }
+            self.set(at, alike, field, "field type");
         }
     }
 
-    /// A country code: kept when known; otherwise the clearly most likely known code its doubtful characters
-    /// allow.
+    /// A country code: confirmed when known and no other known code is among its doubtful characters' options.
+    /// A character no code can hold (a digit) is read as its letter look-alike by the field's type, as in a name;
+    /// nothing else changes. An unknown code stays as read: measured on phone captures, codes the list alone
+    /// "repaired" into known ones were often a line read one character out of place (`XXA` read `KXA` became
+    /// `KNA`), and returned a code the document does not show.
     fn country(&mut self, span: Span, field: &str) {
+        self.typed(span, Class::Letters, field, DOUBTFUL_BELOW);
         let at: Vec<Pos> = positions(span).collect();
         let options: Vec<Vec<(u8, f32)>> = at
             .iter()
@@ -408,28 +415,17 @@ impl<'a> Settler<'a> {
             .collect();
         let known = |chars: &[u8]| country::is_known(&String::from_utf8_lossy(chars));
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
-        if known(&read) {
-            // Confirmed by the list unless another code the doubtful characters allow is known too.
-            let mut others = options.clone();
-            for (o, c) in others.iter_mut().zip(&read) {
-                o.retain(|x| x.0 != *c);
-            }
-            let alternative_known = (0..at.len()).any(|i| {
-                others[i].iter().any(|(c, _)| {
-                    let mut v = read.clone();
-                    v[i] = *c;
-                    known(&v)
-                })
-            });
-            if !alternative_known {
-                self.confirm(&at);
-            }
+        if !known(&read) {
             return;
         }
-        if let Some(chars) = self.search(&at, &options, known) {
-            for (p, c) in at.iter().zip(chars) {
-                self.set(*p, c, field, "country code list");
-            }
+        let alternative_known = (0..at.len()).any(|i| {
+            options[i].iter().any(|(c, _)| {
+                let mut v = read.clone();
+                v[i] = *c;
+                *c != read[i] && known(&v)
+            })
+        });
+        if !alternative_known {
             self.confirm(&at);
         }
     }
@@ -614,11 +610,13 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
         if check::holds(&data, read) {
             s.confirm(&at);
             s.confirm(&[k]);
-        } else if let Some((c, _)) = options
-            .iter()
-            .filter(|(c, _)| check::holds(&data, *c))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
+        } else if !Class::CheckDigit.allows(read)
+            && let Some((c, _)) = options
+                .iter()
+                .filter(|(c, _)| check::holds(&data, *c))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
         {
+            // Only a digit read as a letter (Z for 2); one digit is never exchanged for another.
             s.set(k, *c, "composite", "composite check digit");
             s.confirm(&at);
             s.confirm(&[k]);

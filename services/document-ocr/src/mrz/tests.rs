@@ -380,3 +380,41 @@ fn a_page_that_reads_its_dates_zeros_as_o_confirms_no_o_in_its_document_number()
     assert!(m.corrections.is_empty(), "{:?}", m.corrections);
     assert_eq!(m.uncertain, ["document_number"]);
 }
+
+#[test]
+fn a_character_no_field_can_hold_becomes_only_its_look_alike() {
+    // A 5 in a name is the S it resembles; a 3 resembles no letter, so the M weighed faintly in its place is a
+    // guess: the name keeps the 3, doubtful, and nothing is changed. A document code's K is no ICAO kind and
+    // resembles none: kept, doubtful.
+    let lines = ["P<UTOERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]];
+    let m = read(&lines, &[]);
+    assert_eq!(m.surname, "ERIKSSON");
+    assert_eq!(m.corrections.len(), 1);
+    let lines = ["K<UTOERIK3SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]];
+    let m = read(&lines, &[(0, 9, 0.9, b'M', 0.08), (0, 0, 0.9, b'P', 0.08)]);
+    assert_eq!(m.surname, "ERIK3SON");
+    assert_eq!(m.document_code, "K");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert!(
+        m.uncertain.iter().any(|f| f == "surname")
+            && m.uncertain.iter().any(|f| f == "document_code"),
+        "{:?}",
+        m.uncertain
+    );
+}
+
+#[test]
+fn a_date_digit_is_never_changed_for_another_digit_to_make_its_check_hold() {
+    // The birth date's last 2 read as a doubtful 8, the 2 weighed beside it: the 2 would make the check hold,
+    // but a forger changes exactly such a digit, so the date stays as read, doubtful, and nothing is changed.
+    let line = "L898902C36UTO7408182F1204159ZE184226B<<<<<10";
+    let m = read(&[TD3[0], line], &[(1, 18, 0.6, b'2', 0.35)]);
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert_eq!(m.birth_date, date(1974, 8, 18));
+    assert!(
+        m.uncertain.iter().any(|f| f == "birth_date"),
+        "{:?}",
+        m.uncertain
+    );
+    assert!(m.doubtful_checks.contains(&Checked::BirthDate));
+}

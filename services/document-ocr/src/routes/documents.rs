@@ -53,8 +53,9 @@ fn field_names() -> utoipa::openapi::schema::Array {
 /// Read the machine-readable zone of a passport, ID card or visa (TD1, TD2, TD3, MRV-A, MRV-B), scanned or
 /// photographed on a surface (the page is found and its perspective undone): Tesseract with MRZ language data,
 /// every ICAO 9303 check digit verified, a character changed only where Tesseract itself found it ambiguous and
-/// a check digit, the country list or the field's type settles it (each repair reported), names and the
-/// document number looked up in the visual zone when the reading is not sure. `fail` only for what the image
+/// a check digit or the field's type settles it (each repair reported; country codes are checked against the
+/// list, never changed to fit it), names and the document number looked up in the visual zone when the reading
+/// is not sure. `fail` only for what the image
 /// shows for certain: `check_digit_mismatch` on characters read without doubt, `document_expired`,
 /// `invalid_date`, `mrz_not_found`, a document of another kind than hinted. `review` for a doubtful reading
 /// (`image_quality`, with `result.uncertain_fields`: ask for a retake; `mrz_unreadable`;
