@@ -48,3 +48,5 @@ fi
 log "schemathesis against each service's OpenAPI document (the binaries the tests just built)"
 cargo build --workspace --bins --locked
 scripts/schemathesis.sh
+log "replicas: two processes of each service on one PostgreSQL ledger, one Redis and SeaweedFS; kill -9 of one"
+python3 scripts/replicas-test.py --bin target/debug
