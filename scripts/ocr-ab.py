@@ -2,6 +2,11 @@
 """document-ocr builds side by side through HTTP: per-request latency of each build on the same pages, in one run.
 
     scripts/ocr-ab.py --docs DIR --build before=/path/to/bin --build after=target/release [--rounds 3]
+    scripts/ocr-ab.py --docs DIR --build file=target/release \
+        --build pg=target/release,IDV_AUDIT__LEDGER_URL=postgres://…,IDV_RATE_LIMIT__REDIS_URL=redis://127.0.0.1:6379
+
+A build may name environment variables after its folder (comma separated): the same binaries run twice, once on
+the ledger file and once on PostgreSQL, say.
 
 Each build directory holds `document-ocr` and `idvctl`. Round by round, builds in turn (so drift of the machine
 hits both alike), each one: started on its embedded defaults with a fresh data dir on an ephemeral port,
@@ -43,11 +48,13 @@ def post(url: str, token: str, body: dict) -> int:
         return e.code
 
 
-def run_build(bindir: str, pages: list[str]) -> list[float]:
+def run_build(build: str, pages: list[str]) -> list[float]:
+    bindir, *extra = build.split(",")
     data = tempfile.mkdtemp(prefix="ocr-ab-")
     port = free_port()
     env = dict(os.environ, IDV_DATA_DIR=data, IDV_BIND=f"127.0.0.1:{port}", OMP_THREAD_LIMIT="1",
                IDV_LOG__FILTER="warn")
+    env.update(kv.split("=", 1) for kv in extra)
     proc = subprocess.Popen([os.path.join(bindir, "document-ocr")], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

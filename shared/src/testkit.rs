@@ -54,6 +54,28 @@ pub fn test_config(service: ServiceName, data_dir: &Path) -> CommonConfig {
     config
 }
 
+/// For benchmarks run as replicas run: with `IDV_BENCH_LEDGER_URL=postgres://…` set, the ledger goes to
+/// PostgreSQL (a fresh chain, the table migrated first) and rate limits through Redis (`IDV_TEST_REDIS_URL`,
+/// default `redis://127.0.0.1:6379`, a fresh prefix). Returns whether it did; without the variable the
+/// configuration is left as it is (the ledger on the local disk, limits in memory).
+pub async fn bench_ledger_from_env(config: &mut CommonConfig, service: ServiceName) -> bool {
+    let Ok(url) = std::env::var("IDV_BENCH_LEDGER_URL") else {
+        return false;
+    };
+    config.audit.ledger_url = Some(Secret::new(url));
+    config.audit.ledger_chain = Some(format!("bench-{}", ulid::Ulid::new()));
+    if let crate::audit::LedgerTarget::Postgres(pg) = config.ledger_target(service) {
+        crate::audit::ledger::postgres::migrate(&pg)
+            .await
+            .expect("migrate the PostgreSQL ledger");
+    }
+    config.rate_limit.redis_url = Some(Secret::new(
+        std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    ));
+    config.rate_limit.redis_prefix = format!("idvbench:rl:{}", ulid::Ulid::new());
+    true
+}
+
 /// Points `eu` and `us` at folders under the data dir (`<data_dir>/artifacts/<region>`), for tests where
 /// another process (a second replica, `idvctl`) must see the same artifacts.
 pub fn use_folder_stores(config: &mut CommonConfig) {

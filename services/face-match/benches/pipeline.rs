@@ -4,6 +4,9 @@
 //!
 //!   cargo bench -p face-match --bench pipeline            # needs scripts/fetch-models.py --test-photos
 //!   FACE_BENCH_ROUNDS=20 FACE_BENCH_LOAD_SECS=20 cargo bench -p face-match --bench pipeline
+//!
+//! With `IDV_BENCH_LEDGER_URL=postgres://…` the service's ledger is kept in PostgreSQL and its rate limits in
+//! Redis, as replicas run (`testkit::bench_ledger_from_env`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -152,6 +155,9 @@ async fn serve() -> Bench {
     // Load generation is not what is measured here.
     config.rate_limit.requests_per_second = 1_000_000.0;
     config.rate_limit.burst = 1_000_000.0;
+    if testkit::bench_ledger_from_env(&mut config, SERVICE).await {
+        eprintln!("ledger in PostgreSQL, rate limits in Redis");
+    }
     let app = App::build(config, settings()).await.unwrap();
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();

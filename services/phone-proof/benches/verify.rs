@@ -31,18 +31,7 @@ async fn main() {
     config.log.filter = "error".into();
     config.rate_limit.requests_per_second = 1e9;
     config.rate_limit.burst = 1e9;
-    if let Ok(url) = std::env::var("IDV_BENCH_LEDGER_URL") {
-        config.audit.ledger_url = Some(Secret::new(url));
-        config.audit.ledger_chain = Some(format!("bench-{}", ulid::Ulid::new()));
-        if let idv_shared::audit::LedgerTarget::Postgres(pg) = config.ledger_target(SERVICE) {
-            idv_shared::audit::ledger::postgres::migrate(&pg)
-                .await
-                .unwrap();
-        }
-        config.rate_limit.redis_url = Some(Secret::new(
-            std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        ));
-        config.rate_limit.redis_prefix = format!("idvbench:rl:{}", ulid::Ulid::new());
+    if testkit::bench_ledger_from_env(&mut config, SERVICE).await {
         eprintln!("ledger in PostgreSQL, rate limits in Redis");
     }
     let settings = Settings {
