@@ -343,10 +343,7 @@ fn a_check_digit_confirms_nothing_between_two_readings_that_both_hold() {
     // Two round glyphs at weights 7 and 3 read O (0.75 and 0.69, 0 weighed beside each): OO and 00 change the
     // weighted sum by 7·24 + 3·24 = 240, so both hold and only the recogniser chooses, at 0.87: not enough for
     // a field that no check digit protects, so the number stays doubtful.
-    let lines = [
-        "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
-        "P77O392O72UTO7408122F1204159<<<<<<<<",
-    ];
+    let lines = [MRV_B[0], "P77O392O72UTO7408122F1204159<<<<<<<<"];
     let m = read(
         &lines,
         &[(1, 3, 0.75, b'0', 0.25), (1, 7, 0.69, b'0', 0.31)],
@@ -364,10 +361,7 @@ fn a_check_digit_confirms_nothing_between_two_readings_that_both_hold() {
 fn a_page_that_reads_its_dates_zeros_as_o_confirms_no_o_in_its_document_number() {
     let number = [(1, 3, 0.8, b'0', 0.2), (1, 7, 0.8, b'0', 0.2)];
     // Its dates read right, the recogniser's 0.94 for OO against 00 settles what the check digit cannot.
-    let lines = [
-        "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
-        "P77O392O72UTO7408122F1204159<<<<<<<<",
-    ];
+    let lines = [MRV_B[0], "P77O392O72UTO7408122F1204159<<<<<<<<"];
     assert!(read(&lines, &number).uncertain.is_empty());
     // The same page with its birth date's 0 read first as an O: on this capture an O says nothing of whether
     // an O or a 0 is printed, so the number's two O stay doubtful and nothing is changed.
