@@ -46,7 +46,8 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 log "schemathesis against each service's OpenAPI document (the binaries the tests just built)"
-cargo build --workspace --bins --locked
+# With --tests, dev-dependencies unify features exactly as the test build did, so nothing is compiled again.
+cargo build --workspace --bins --tests --locked
 scripts/schemathesis.sh
 log "replicas: two processes of each service on one PostgreSQL ledger, one Redis and SeaweedFS; kill -9 of one"
 python3 scripts/replicas-test.py --bin target/debug
