@@ -70,9 +70,16 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The manifest under test: `FACE_MANIFEST` (as the service reads it), else the repository's default.
+fn manifest() -> PathBuf {
+    std::env::var_os("FACE_MANIFEST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models/manifest.toml"))
+}
+
 fn settings() -> Settings {
     Settings {
-        manifest: repo().join("models/manifest.toml"),
+        manifest: manifest(),
         ort_dylib: Some(repo().join(".cache/onnxruntime/libonnxruntime.so")),
         workers: 2,
         ort_threads: 1,
@@ -217,7 +224,12 @@ impl Bench {
     }
 }
 
+/// The Python peer (SCRFD and ArcFace with onnxruntime and OpenCV); not run when `FACE_MANIFEST` names another
+/// manifest, whose detector it does not implement.
 fn python(rounds: u64) -> Option<serde_json::Value> {
+    if std::env::var_os("FACE_MANIFEST").is_some() {
+        return None;
+    }
     let py = repo().join(".cache/venv/bin/python");
     let dir = tempfile::tempdir().ok()?;
     let csv = dir.path().join("pairs.csv");

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::{
     models::manifest::{Calibration, QualitySpec, Thresholds},
-    pipeline::ChosenFace,
+    pipeline::{ChosenFace, detect::Face},
 };
 
 /// What one image contributed to a match.
@@ -17,7 +17,8 @@ pub struct ImageReport {
     pub face: Option<ChosenFace>,
     /// Faces found above the detector threshold.
     pub faces_detected: usize,
-    /// Boxes of the other faces, largest first (at most 10).
+    /// Boxes of the other faces, largest first (at most 10). On the probe, those at least the profile's
+    /// `other_face_ratio` of the compared face's size hold the verdict for review; smaller ones do not.
     pub other_faces: Vec<crate::pipeline::FaceBox>,
     /// EXIF orientation applied before detection (1 = none).
     pub exif_orientation: u8,
@@ -62,8 +63,8 @@ pub struct Decision {
 pub struct Side<'a> {
     /// The chosen face, if any.
     pub face: Option<&'a ChosenFace>,
-    /// How many faces were found.
-    pub faces: usize,
+    /// Every face found, largest first (the chosen one first).
+    pub faces: &'a [Face],
     /// The best detector score anywhere on the image.
     pub best_score: f32,
 }
@@ -129,15 +130,26 @@ pub fn decide(
         Outcome::Review
     };
     let mut weak = false;
-    if probe.faces > 1 {
-        weak = true;
-        reasons.push(reason(
-            ReasonCode::MultipleFaces,
-            format!(
-                "{} faces on the probe image; the largest was compared",
-                probe.faces
-            ),
-        ));
+    // A second face near the subject's size is a fraud signal (someone else holding the phone, a photo held up
+    // beside the face); a bystander far behind is not.
+    if let Some((chosen, others)) = probe.faces.split_first() {
+        let least = thresholds.other_face_ratio * f64::from(chosen.size());
+        let comparable = others
+            .iter()
+            .filter(|f| f64::from(f.size()) >= least)
+            .count();
+        if comparable > 0 {
+            weak = true;
+            reasons.push(reason(
+                ReasonCode::MultipleFaces,
+                format!(
+                    "{comparable} other face(s) on the probe image at least {:.2} of the compared face's size \
+                     ({} smaller); the largest was compared",
+                    thresholds.other_face_ratio,
+                    others.len() - comparable
+                ),
+            ));
+        }
     }
     for (name, face) in [("reference", r), ("probe", p)] {
         if f64::from(face.eye_distance_px) < quality.min_eye_distance_px {
@@ -194,6 +206,7 @@ mod tests {
     const T: Thresholds = Thresholds {
         pass: 0.4,
         fail: 0.28,
+        other_face_ratio: 0.5,
     };
     const C: Calibration = Calibration { a: 17.0, b: -6.0 };
     const Q: QualitySpec = QualitySpec {
@@ -220,7 +233,19 @@ mod tests {
         }
     }
 
-    fn side(f: Option<&ChosenFace>, faces: usize) -> Side<'_> {
+    /// Square faces of these sides, largest first.
+    fn faces(sides: &[f32]) -> Vec<Face> {
+        sides
+            .iter()
+            .map(|&s| Face {
+                bbox: [0.0, 0.0, s, s],
+                score: 0.9,
+                landmarks: [[0.0; 2]; 5],
+            })
+            .collect()
+    }
+
+    fn side<'a>(f: Option<&'a ChosenFace>, faces: &'a [Face]) -> Side<'a> {
         Side {
             face: f,
             faces,
@@ -235,15 +260,37 @@ mod tests {
     #[test]
     fn thresholds_split_pass_review_fail() {
         let f = face(60.0, 0.9);
-        let pass = decide(side(Some(&f), 1), side(Some(&f), 1), Some(0.4), T, C, Q);
+        let one = faces(&[100.0]);
+        let pass = decide(
+            side(Some(&f), &one),
+            side(Some(&f), &one),
+            Some(0.4),
+            T,
+            C,
+            Q,
+        );
         assert_eq!((pass.verdict, codes(&pass)), (Outcome::Pass, vec![]));
         assert!((pass.confidence - C.probability(0.4)).abs() < 1e-4);
-        let review = decide(side(Some(&f), 1), side(Some(&f), 1), Some(0.3), T, C, Q);
+        let review = decide(
+            side(Some(&f), &one),
+            side(Some(&f), &one),
+            Some(0.3),
+            T,
+            C,
+            Q,
+        );
         assert_eq!(
             (review.verdict, codes(&review)),
             (Outcome::Review, vec![ReasonCode::FaceMismatch])
         );
-        let fail = decide(side(Some(&f), 1), side(Some(&f), 1), Some(0.05), T, C, Q);
+        let fail = decide(
+            side(Some(&f), &one),
+            side(Some(&f), &one),
+            Some(0.05),
+            T,
+            C,
+            Q,
+        );
         assert_eq!(
             (fail.verdict, codes(&fail)),
             (Outcome::Fail, vec![ReasonCode::FaceMismatch])
@@ -254,11 +301,12 @@ mod tests {
     #[test]
     fn weak_evidence_caps_at_review() {
         let good = face(60.0, 0.9);
+        let one = faces(&[100.0]);
         let small = face(12.0, 0.9);
         let blurred = face(60.0, 0.1);
         let d = decide(
-            side(Some(&good), 1),
-            side(Some(&small), 1),
+            side(Some(&good), &one),
+            side(Some(&small), &one),
             Some(0.8),
             T,
             C,
@@ -269,8 +317,8 @@ mod tests {
             (Outcome::Review, vec![ReasonCode::FaceTooSmall])
         );
         let d = decide(
-            side(Some(&blurred), 1),
-            side(Some(&good), 1),
+            side(Some(&blurred), &one),
+            side(Some(&good), &one),
             Some(0.1),
             T,
             C,
@@ -281,30 +329,77 @@ mod tests {
             codes(&d),
             vec![ReasonCode::FaceMismatch, ReasonCode::LowQuality]
         );
+    }
+
+    #[test]
+    fn only_a_second_face_of_comparable_size_holds_the_verdict() {
+        let good = face(60.0, 0.9);
+        let one = faces(&[100.0]);
+        let decide_with = |probe: &[Face], t: Thresholds| {
+            decide(
+                side(Some(&good), &one),
+                side(Some(&good), probe),
+                Some(0.8),
+                t,
+                C,
+                Q,
+            )
+        };
+        // Bystanders 3–5× smaller: listed by the service, but the verdict stands.
+        let bystanders = faces(&[100.0, 33.0, 20.0]);
+        let d = decide_with(&bystanders, T);
+        assert_eq!((d.verdict, codes(&d)), (Outcome::Pass, vec![]));
+        // A second face of about the subject's size, or just at the ratio: review.
+        for second in [90.0, 50.0] {
+            let two = faces(&[100.0, second, 20.0]);
+            let d = decide_with(&two, T);
+            assert_eq!(
+                (d.verdict, codes(&d)),
+                (Outcome::Review, vec![ReasonCode::MultipleFaces]),
+                "second face {second}"
+            );
+            assert!(d.reasons[0].detail.contains("1 other face(s)"));
+            assert!(d.reasons[0].detail.contains("(1 smaller)"));
+        }
+        // A profile may count bystanders too.
+        let strict = Thresholds {
+            other_face_ratio: 0.3,
+            ..T
+        };
+        let d = decide_with(&bystanders, strict);
+        assert_eq!(d.verdict, Outcome::Review);
+        // Faces on the reference (a document's ghost portrait) never hold the verdict.
         let d = decide(
-            side(Some(&good), 1),
-            side(Some(&good), 3),
+            side(Some(&good), &bystanders),
+            side(Some(&good), &faces(&[100.0, 95.0])),
             Some(0.8),
             T,
             C,
             Q,
         );
-        assert_eq!(
-            (d.verdict, codes(&d)),
-            (Outcome::Review, vec![ReasonCode::MultipleFaces])
+        assert_eq!(codes(&d), vec![ReasonCode::MultipleFaces]);
+        let d = decide(
+            side(Some(&good), &faces(&[100.0, 95.0])),
+            side(Some(&good), &one),
+            Some(0.8),
+            T,
+            C,
+            Q,
         );
+        assert_eq!(d.verdict, Outcome::Pass);
     }
 
     #[test]
     fn missing_faces_fail_with_their_side_named() {
         let good = face(60.0, 0.9);
-        let d = decide(side(None, 0), side(Some(&good), 1), None, T, C, Q);
+        let one = faces(&[100.0]);
+        let d = decide(side(None, &[]), side(Some(&good), &one), None, T, C, Q);
         assert_eq!(
             (d.verdict, codes(&d)),
             (Outcome::Fail, vec![ReasonCode::NoFaceReference])
         );
         assert!((d.confidence - 0.8).abs() < 1e-9);
-        let d = decide(side(None, 0), side(None, 0), None, T, C, Q);
+        let d = decide(side(None, &[]), side(None, &[]), None, T, C, Q);
         assert_eq!(
             codes(&d),
             vec![ReasonCode::NoFaceReference, ReasonCode::NoFaceProbe]

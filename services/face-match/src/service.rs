@@ -184,7 +184,7 @@ impl FaceMatcher {
 fn side(a: &Analysis) -> Side<'_> {
     Side {
         face: a.chosen.as_ref().map(|(f, _)| f),
-        faces: a.faces.len(),
+        faces: &a.faces,
         best_score: a.best_score,
     }
 }

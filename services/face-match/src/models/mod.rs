@@ -152,6 +152,8 @@ pub struct ModelInfo {
     pub name: String,
     /// Version from the manifest.
     pub version: String,
+    /// Architecture family: how the service feeds the model and reads its outputs.
+    pub family: manifest::Family,
     /// sha256 of the loaded file (checked against the manifest).
     pub sha256: String,
     /// Licence of the weights.
@@ -289,6 +291,7 @@ fn info(
         role: role.into(),
         name: m.name.clone(),
         version: m.version.clone(),
+        family: m.family,
         sha256: m.sha256.clone(),
         licence: m.licence.clone(),
         non_commercial: is_non_commercial(&m.licence),

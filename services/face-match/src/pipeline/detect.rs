@@ -1,9 +1,10 @@
-//! SCRFD face detection: letterbox into the model's square, run, decode anchors into boxes and landmarks,
-//! non-maximum suppression. Mirrors InsightFace's reference decoding so scores match the published model.
+//! Face detection: letterbox into the model's square, run, decode the family's outputs into boxes and landmarks,
+//! non-maximum suppression. Each decoder mirrors its family's reference decoding so scores match the published
+//! models: SCRFD's anchors (InsightFace) and CenterFace's centre heatmap.
 
 use image::RgbImage;
 
-use crate::models::manifest::{DetectorParams, InputSpec};
+use crate::models::manifest::{DetectorParams, Family, InputSpec};
 
 /// One detected face, in source-image pixels.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -22,10 +23,34 @@ impl Face {
         (self.bbox[2] - self.bbox[0]).max(0.0) * (self.bbox[3] - self.bbox[1]).max(0.0)
     }
 
+    /// The box's linear size: the square root of its area.
+    pub fn size(&self) -> f32 {
+        self.area().sqrt()
+    }
+
     /// Distance between the eye centres: the landmark-based face size.
     pub fn eye_distance(&self) -> f32 {
         let [l, r] = [self.landmarks[0], self.landmarks[1]];
         ((l[0] - r[0]).powi(2) + (l[1] - r[1]).powi(2)).sqrt()
+    }
+}
+
+/// Where the image lies in the detector's input: input pixel = origin + source pixel × scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placement {
+    /// Source pixels × scale = input pixels.
+    pub scale: f32,
+    /// The input pixel of the source's top-left corner (non-zero when the image is framed by a margin).
+    pub origin: [f32; 2],
+}
+
+impl Placement {
+    /// The source pixel of an input pixel.
+    fn source(&self, x: f32, y: f32) -> [f32; 2] {
+        [
+            (x - self.origin[0]) / self.scale,
+            (y - self.origin[1]) / self.scale,
+        ]
     }
 }
 
@@ -34,31 +59,45 @@ impl Face {
 pub struct Letterbox {
     /// 1×3×height×width, normalised.
     pub tensor: Vec<f32>,
-    /// Input width (a multiple of the largest stride, at most the manifest's size).
+    /// Input width (a multiple of 32, at most the manifest's size).
     pub width: usize,
     /// Input height.
     pub height: usize,
-    /// Source pixels × scale = input pixels.
-    pub scale: f32,
+    /// Where the image lies in it.
+    pub placement: Placement,
 }
 
 /// Resizes (bilinear, pixel-centre aligned like OpenCV's `INTER_LINEAR`) to fit the manifest's square, keeping
 /// the aspect ratio, and normalises in the same pass. The scale is InsightFace's (longer side to `size`), but
-/// the padding only reaches the next multiple of 32 rather than the full square: SCRFD is fully convolutional,
-/// so the faces and scores are the same while a portrait photo costs about a third less inference.
-/// The padding is a black image, normalised like the rest.
-pub fn letterbox(img: &RgbImage, input: &InputSpec) -> Letterbox {
+/// the padding only reaches the next multiple of 32 rather than the full square: both families are fully
+/// convolutional, so the faces and scores are the same while a portrait photo costs about a third less
+/// inference. The padding is a black image, normalised like the rest, as in the models' reference code.
+///
+/// `margin` frames the image in black first, by that share of its width and height on each side (0: none): a
+/// face that fills the frame is outside what detectors were trained on, and the same face with room around it
+/// is inside.
+pub fn letterbox(img: &RgbImage, input: &InputSpec, margin: f32) -> Letterbox {
     let side = input.size as usize;
     let (w, h) = (img.width() as usize, img.height() as usize);
+    let grow = 1.0 + 2.0 * margin.max(0.0);
     let ratio = h as f32 / w as f32;
-    let (nw, nh) = if ratio > 1.0 {
+    let (cw, ch) = if ratio > 1.0 {
         (((side as f32) / ratio) as usize, side)
     } else {
         (side, ((side as f32) * ratio) as usize)
     };
-    let (nw, nh) = (nw.max(1), nh.max(1));
+    let (cw, ch) = (cw.max(1), ch.max(1));
+    let (nw, nh) = if grow > 1.0 {
+        (
+            ((cw as f32 / grow) as usize).max(1),
+            ((ch as f32 / grow) as usize).max(1),
+        )
+    } else {
+        (cw, ch)
+    };
+    let (ox, oy) = ((cw - nw) / 2, (ch - nh) / 2);
     let scale = nh as f32 / h as f32;
-    let (iw, ih) = (nw.div_ceil(32) * 32, nh.div_ceil(32) * 32);
+    let (iw, ih) = (cw.div_ceil(32) * 32, ch.div_ceil(32) * 32);
     let (iw, ih) = (iw.min(side), ih.min(side));
     let plane = iw * ih;
     let pad = (0.0 - input.mean) / input.std;
@@ -75,13 +114,14 @@ pub fn letterbox(img: &RgbImage, input: &InputSpec) -> Letterbox {
         .collect();
     for y in 0..nh {
         let (y0, y1, fy) = taps((y as f32 + 0.5) * sy - 0.5, h);
+        let row = (y + oy) * iw + ox;
         for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
             for (c, &dst_c) in order.iter().enumerate() {
                 let p = |yy: usize, xx: usize| f32::from(raw[(yy * w + xx) * 3 + c]);
                 let top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx;
                 let bottom = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
                 let v = top + (bottom - top) * fy;
-                tensor[dst_c * plane + y * iw + x] = (v - input.mean) / input.std;
+                tensor[dst_c * plane + row + x] = (v - input.mean) / input.std;
             }
         }
     }
@@ -89,7 +129,10 @@ pub fn letterbox(img: &RgbImage, input: &InputSpec) -> Letterbox {
         tensor,
         width: iw,
         height: ih,
-        scale,
+        placement: Placement {
+            scale,
+            origin: [ox as f32, oy as f32],
+        },
     }
 }
 
@@ -101,12 +144,29 @@ fn taps(s: f32, len: usize) -> (usize, usize, f32) {
     (i, j, s - i as f32)
 }
 
-/// Decodes SCRFD outputs (scores, boxes, landmarks per stride, each flattened) into faces in source pixels,
-/// after the score threshold and NMS. Also returns the best raw score, kept or not.
+/// Decodes a detector's outputs (each flattened, in the manifest's order) into faces in source pixels, after
+/// the score threshold and NMS. Also returns the best raw score, kept or not.
 pub fn decode(
+    family: Family,
+    outputs: &[&[f32]],
+    input: (usize, usize),
+    placement: Placement,
+    params: &DetectorParams,
+) -> Result<(Vec<Face>, f32), String> {
+    let (faces, best) = match family {
+        Family::Scrfd => decode_scrfd(outputs, input, placement, params)?,
+        Family::CenterFace => decode_centerface(outputs, input, placement, params)?,
+        Family::Arcface => return Err("an ArcFace model is not a detector".into()),
+    };
+    Ok((nms(faces, params.nms_iou), best))
+}
+
+/// SCRFD: per stride, scores, boxes (distances from the anchor centre in strides) and landmarks (offsets in
+/// strides), `anchors_per_location` anchors per feature-map cell.
+fn decode_scrfd(
     outputs: &[&[f32]],
     (width, height): (usize, usize),
-    scale: f32,
+    placement: Placement,
     params: &DetectorParams,
 ) -> Result<(Vec<Face>, f32), String> {
     let n = params.strides.len();
@@ -138,28 +198,77 @@ pub fn decode(
             let loc = k / anchors;
             let (cx, cy) = ((loc % fw * stride) as f32, (loc / fw * stride) as f32);
             let b = &boxes[4 * k..4 * k + 4];
-            let bbox = [
-                (cx - b[0] * st) / scale,
-                (cy - b[1] * st) / scale,
-                (cx + b[2] * st) / scale,
-                (cy + b[3] * st) / scale,
-            ];
+            let [x1, y1] = placement.source(cx - b[0] * st, cy - b[1] * st);
+            let [x2, y2] = placement.source(cx + b[2] * st, cy + b[3] * st);
             let p = &kps[10 * k..10 * k + 10];
             let mut landmarks = [[0.0f32; 2]; 5];
             for (j, l) in landmarks.iter_mut().enumerate() {
-                *l = [
-                    (cx + p[2 * j] * st) / scale,
-                    (cy + p[2 * j + 1] * st) / scale,
-                ];
+                *l = placement.source(cx + p[2 * j] * st, cy + p[2 * j + 1] * st);
             }
             faces.push(Face {
-                bbox,
+                bbox: [x1, y1, x2, y2],
                 score,
                 landmarks,
             });
         }
     }
-    Ok((nms(faces, params.nms_iou), best))
+    Ok((faces, best))
+}
+
+/// CenterFace: at one stride, a heatmap of face centres; per cell the box's log-size (height, width) in
+/// strides, the centre's offset within the cell (y, x), and 5 landmarks (y, x) as fractions of the box from its
+/// top-left corner. Each output is one NCHW plane set: heatmap 1, scale 2, offset 2, landmarks 10 channels.
+fn decode_centerface(
+    outputs: &[&[f32]],
+    (width, height): (usize, usize),
+    placement: Placement,
+    params: &DetectorParams,
+) -> Result<(Vec<Face>, f32), String> {
+    let [heat, size, offset, marks] = outputs else {
+        return Err(format!("expected 4 outputs, got {}", outputs.len()));
+    };
+    let stride = params.strides.first().copied().unwrap_or(4).max(1) as usize;
+    let (fw, fh) = (width / stride, height / stride);
+    let n = fw * fh;
+    if heat.len() != n || size.len() != 2 * n || offset.len() != 2 * n || marks.len() != 10 * n {
+        return Err(format!(
+            "stride {stride}: expected {n} cells, got {} heatmap, {} scale, {} offset, {} landmark values",
+            heat.len(),
+            size.len(),
+            offset.len(),
+            marks.len()
+        ));
+    }
+    let st = stride as f32;
+    let mut faces = Vec::new();
+    let mut best = 0.0f32;
+    for (k, &score) in heat.iter().enumerate() {
+        best = best.max(score);
+        if score < params.score_threshold {
+            continue;
+        }
+        let (gx, gy) = ((k % fw) as f32, (k / fw) as f32);
+        let (bh, bw) = (size[k].exp() * st, size[n + k].exp() * st);
+        let (oy, ox) = (offset[k], offset[n + k]);
+        let x1 = (gx + ox + 0.5) * st - bw / 2.0;
+        let y1 = (gy + oy + 0.5) * st - bh / 2.0;
+        if !(x1.is_finite() && y1.is_finite() && bw.is_finite() && bh.is_finite()) {
+            continue;
+        }
+        let mut landmarks = [[0.0f32; 2]; 5];
+        for (j, l) in landmarks.iter_mut().enumerate() {
+            let (my, mx) = (marks[2 * j * n + k], marks[(2 * j + 1) * n + k]);
+            *l = placement.source(x1 + mx * bw, y1 + my * bh);
+        }
+        let [a, b] = placement.source(x1, y1);
+        let [c, d] = placement.source(x1 + bw, y1 + bh);
+        faces.push(Face {
+            bbox: [a, b, c, d],
+            score,
+            landmarks,
+        });
+    }
+    Ok((faces, best))
 }
 
 fn iou(a: &Face, b: &Face) -> f32 {
@@ -192,8 +301,14 @@ mod tests {
             anchors_per_location: 2,
             score_threshold: 0.5,
             nms_iou: 0.4,
+            detection_quality: [0.5, 0.8],
         }
     }
+
+    const AT_ORIGIN: Placement = Placement {
+        scale: 0.5,
+        origin: [0.0, 0.0],
+    };
 
     fn face(x: f32, score: f32) -> Face {
         Face {
@@ -223,19 +338,39 @@ mod tests {
             size: 640,
         };
         let portrait = RgbImage::from_pixel(600, 1200, image::Rgb([255, 0, 0]));
-        let lb = letterbox(&portrait, &input);
-        assert_eq!((lb.width, lb.height, lb.scale), (320, 640, 640.0 / 1200.0));
+        let lb = letterbox(&portrait, &input, 0.0);
+        assert_eq!(
+            (lb.width, lb.height, lb.placement.scale),
+            (320, 640, 640.0 / 1200.0)
+        );
         assert_eq!(lb.tensor.len(), 3 * 320 * 640);
         assert!(
             (lb.tensor[0] - (255.0 - 127.5) / 128.0).abs() < 1e-6,
             "red channel first"
         );
-        let odd = letterbox(&RgbImage::new(1000, 700), &input);
+        let odd = letterbox(&RgbImage::new(1000, 700), &input, 0.0);
         assert_eq!(
             (odd.width, odd.height),
             (640, 448),
             "448 = 448 rows of image padded to 32"
         );
+        // Framed by half its size on each side, the image is half as large and centred.
+        let framed = letterbox(&portrait, &input, 0.5);
+        assert_eq!((framed.width, framed.height), (320, 640));
+        assert_eq!(
+            framed.placement,
+            Placement {
+                scale: 320.0 / 1200.0,
+                origin: [80.0, 160.0]
+            }
+        );
+        let at = |x: usize, y: usize| framed.tensor[y * 320 + x];
+        let black = (0.0 - 127.5) / 128.0;
+        assert_eq!((at(79, 300), at(80, 159)), (black, black));
+        assert!((at(80, 160) - (255.0 - 127.5) / 128.0).abs() < 1e-6);
+        assert!((at(239, 479) - (255.0 - 127.5) / 128.0).abs() < 1e-6);
+        assert_eq!((at(240, 300), at(100, 480)), (black, black));
+        assert_eq!(framed.placement.source(80.0, 160.0), [0.0, 0.0]);
     }
 
     #[test]
@@ -256,11 +391,52 @@ mod tests {
         // Stride 16 feature map is 4×4; anchor 2 of location (x=1, y=2) is index (2*4+1)*2+1 = 19.
         outs[1][19] = 0.9;
         let refs: Vec<&[f32]> = outs.iter().map(|v| v.as_slice()).collect();
-        let (faces, best) = decode(&refs, (side, side), 0.5, &p).unwrap_or_default();
+        let (faces, best) =
+            decode(Family::Scrfd, &refs, (side, side), AT_ORIGIN, &p).unwrap_or_default();
         assert_eq!(best, 0.9);
         assert_eq!(faces.len(), 1);
         // centre (16, 32) in input pixels, distances of one stride, then ÷ 0.5 back to source pixels.
         assert_eq!(faces[0].bbox, [0.0, 32.0, 64.0, 96.0]);
         assert_eq!(faces[0].landmarks[0], [32.0, 64.0]);
+    }
+
+    #[test]
+    fn centerface_decodes_one_centre_into_box_and_landmarks() {
+        let side = 32;
+        let p = DetectorParams {
+            strides: vec![4],
+            score_threshold: 0.5,
+            ..params()
+        };
+        let n = (side / 4) * (side / 4);
+        let (mut heat, mut size, mut offset, mut marks) = (
+            vec![0.0; n],
+            vec![0.0; 2 * n],
+            vec![0.0; 2 * n],
+            vec![0.0; 10 * n],
+        );
+        // Cell (x=3, y=2) is index 19: a face 2 strides high (ln 2) and 1 wide (ln 1), its centre a quarter of a
+        // cell down and half a cell right.
+        let k = 2 * 8 + 3;
+        heat[k] = 0.9;
+        heat[0] = 0.3;
+        size[k] = 2f32.ln();
+        offset[k] = 0.25;
+        offset[n + k] = 0.5;
+        // Landmark 0 at (y 0.5, x 0.25) of the box.
+        marks[k] = 0.5;
+        marks[n + k] = 0.25;
+        let refs: Vec<&[f32]> = vec![&heat, &size, &offset, &marks];
+        let (faces, best) =
+            decode(Family::CenterFace, &refs, (side, side), AT_ORIGIN, &p).unwrap_or_default();
+        assert_eq!((faces.len(), best), (1, 0.9));
+        // Centre in input pixels: x (3 + 0.5 + 0.5)·4 = 16, y (2 + 0.25 + 0.5)·4 = 11; box 4 wide, 8 high.
+        // Source pixels are input pixels ÷ 0.5.
+        assert_eq!(faces[0].bbox, [28.0, 14.0, 36.0, 30.0]);
+        assert_eq!(faces[0].landmarks[0], [30.0, 22.0]);
+        let short = decode(Family::CenterFace, &refs[..3], (side, side), AT_ORIGIN, &p);
+        assert!(short.is_err(), "three outputs are refused");
+        let wrong = decode(Family::CenterFace, &refs, (64, 64), AT_ORIGIN, &p);
+        assert!(wrong.is_err(), "outputs of another input size are refused");
     }
 }

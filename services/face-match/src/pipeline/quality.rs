@@ -12,7 +12,8 @@ use super::detect::Face;
 pub struct Quality {
     /// The worst of the factors below.
     pub score: f64,
-    /// From the detector's score: 0 at 0.5, 1 at 0.8 and above.
+    /// From the detector's score: 0 at the manifest's `detection_quality[0]`, 1 at `[1]` and above (SCRFD: 0.5
+    /// and 0.8).
     pub detection: f64,
     /// From the variance of the Laplacian of the aligned crop: 0 when flat or blurred, 1 when sharp.
     pub sharpness: f64,
@@ -24,9 +25,10 @@ pub struct Quality {
 /// Laplacian variance at or above which a 112×112 crop counts as fully sharp.
 const SHARP_LAPLACIAN_VARIANCE: f64 = 120.0;
 
-/// Measures a face and its aligned crop.
-pub fn assess(face: &Face, crop: &RgbImage) -> Quality {
-    let detection = ((f64::from(face.score) - 0.5) / 0.3).clamp(0.0, 1.0);
+/// Measures a face and its aligned crop; `[zero, full]` are the detector scores of detection quality 0 and 1.
+pub fn assess(face: &Face, crop: &RgbImage, [zero, full]: [f32; 2]) -> Quality {
+    let span = f64::from(full - zero).max(f64::EPSILON);
+    let detection = ((f64::from(face.score) - f64::from(zero)) / span).clamp(0.0, 1.0);
     let sharpness = (laplacian_variance(crop) / SHARP_LAPLACIAN_VARIANCE).clamp(0.0, 1.0);
     let [le, re, nose, ..] = face.landmarks;
     let eye = f64::from(face.eye_distance()).max(1.0);
@@ -115,10 +117,10 @@ mod tests {
                 Rgb([255; 3])
             }
         });
-        let frontal = assess(&base, &crop);
+        let frontal = assess(&base, &crop, [0.5, 0.8]);
         let mut turned = base;
         turned.landmarks[2] = [66.0, 60.0];
-        let side = assess(&turned, &crop);
+        let side = assess(&turned, &crop, [0.5, 0.8]);
         assert_eq!(frontal.frontal, 1.0);
         assert!(side.frontal < 0.5 && side.score == side.frontal);
     }

@@ -26,6 +26,21 @@ pub fn photo(name: &str) -> Vec<u8> {
     );
 }
 
+/// Registry photo pairs of one person.
+pub const GENUINE: [(&str, &str); 3] = [
+    ("obama.jpg", "obama2.jpg"),
+    ("obama.jpg", "obama3.jpg"),
+    ("obama2.jpg", "obama3.jpg"),
+];
+
+/// Registry photo pairs of two people.
+pub const IMPOSTOR: [(&str, &str); 4] = [
+    ("obama.jpg", "biden.jpg"),
+    ("obama2.jpg", "biden.jpg"),
+    ("biden.jpg", "yaoming.jpg"),
+    ("obama3.jpg", "yaoming.jpg"),
+];
+
 /// Settings pointing at the repository's manifest and the fetched ONNX Runtime.
 pub fn settings() -> Settings {
     let ort = repo().join(".cache/onnxruntime/libonnxruntime.so");
@@ -124,6 +139,19 @@ impl TestApp {
         self.match_ids(&r, &p, None).await
     }
 
+    /// `GET /v1/models`.
+    pub async fn models(&self) -> Value {
+        self.client
+            .get(self.url("/v1/models"))
+            .bearer_auth(self.token())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The ledger's lines.
     pub fn ledger(&self) -> String {
         self.kernel
@@ -186,6 +214,15 @@ pub fn exif_rotated_jpeg(original: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
     out.extend_from_slice(&app1);
     out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// An image as a JPEG of quality 92, as a phone or capture SDK would send it.
+pub fn jpeg(img: &image::RgbImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92)
+        .encode_image(img)
+        .unwrap();
     out
 }
 

@@ -6,6 +6,7 @@
 mod agreement;
 mod bad_input;
 mod common_endpoints;
+mod framing;
 mod helpers;
 mod matching;
 mod models;

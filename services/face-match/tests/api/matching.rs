@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 use crate::helpers::{
-    exif_rotated_jpeg, landscape_png, photo, reasons, spawn_app, spawn_app_with, use_s3,
+    GENUINE, IMPOSTOR, exif_rotated_jpeg, landscape_png, photo, reasons, spawn_app, spawn_app_with,
+    use_s3,
 };
 
 fn similarity(v: &Value) -> f64 {
@@ -13,20 +14,9 @@ fn similarity(v: &Value) -> f64 {
 #[tokio::test]
 async fn genuine_pairs_pass_and_impostor_pairs_fail_with_margins() {
     let app = spawn_app().await;
-    let genuine = [
-        ("obama.jpg", "obama2.jpg"),
-        ("obama.jpg", "obama3.jpg"),
-        ("obama2.jpg", "obama3.jpg"),
-    ];
-    let impostor = [
-        ("obama.jpg", "biden.jpg"),
-        ("obama2.jpg", "biden.jpg"),
-        ("biden.jpg", "yaoming.jpg"),
-        ("obama3.jpg", "yaoming.jpg"),
-    ];
     let mut lowest_genuine = f64::MAX;
     let mut highest_impostor = f64::MIN;
-    for (a, b) in genuine {
+    for (a, b) in GENUINE {
         let (status, v) = app.match_photos(photo(a), photo(b)).await;
         assert_eq!(status, 200, "{v}");
         let s = similarity(&v);
@@ -40,7 +30,7 @@ async fn genuine_pairs_pass_and_impostor_pairs_fail_with_margins() {
         assert!(v["confidence"].as_f64().unwrap() > 0.9);
         lowest_genuine = lowest_genuine.min(s);
     }
-    for (a, b) in impostor {
+    for (a, b) in IMPOSTOR {
         let (status, v) = app.match_photos(photo(a), photo(b)).await;
         assert_eq!(status, 200, "{v}");
         let s = similarity(&v);

