@@ -117,6 +117,18 @@ ensure_compose() {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 }
 
+# A Docker engine (Debian's docker.io: dockerd and its 20.10 client, whose `docker build` speaks BuildKit
+# itself), debootstrap for base images, iproute2 for network namespaces, and docker-compose.
+ensure_docker() {
+  ensure_compose
+  if [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] && command -v debootstrap >/dev/null && command -v ip >/dev/null; then
+    return
+  fi
+  log "installing docker.io, debootstrap and iproute2"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io debootstrap iproute2 >/dev/null
+}
+
 # Rust toolchain sanity: cargo must exist (the machines have rustup's stable).
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }

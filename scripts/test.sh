@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, clippy, and the whole workspace's tests against real SeaweedFS and Redis.
-# Then schemathesis against each service (scripts/schemathesis.sh).
+# Then schemathesis against each service (scripts/schemathesis.sh), replicas of the real binaries on one
+# PostgreSQL ledger (scripts/replicas-test.py), and the container image and compose stack (scripts/compose-test.sh).
 # Installs and starts what it needs; stops the SeaweedFS it started.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -51,3 +52,5 @@ cargo build --workspace --bins --tests --locked
 scripts/schemathesis.sh
 log "replicas: two processes of each service on one PostgreSQL ledger, one Redis and SeaweedFS; kill -9 of one"
 python3 scripts/replicas-test.py --bin target/debug
+log "containers: the Dockerfile's image and docker-compose.yml run in a dockerd of the test's own; one onboarding flow"
+scripts/compose-test.sh target/debug
