@@ -2,22 +2,26 @@
 # face-match accuracy on every labelled pair of registry-shipped photos (docs/face-pairs.csv): the Rust
 # pipeline's scores and verdict-relevant statistics (`face-calibrate`), side by side with the independent
 # Python onnxruntime + OpenCV pipeline's scores. Prints the Markdown used in docs/accuracy.md.
+#   scripts/face-accuracy.sh [MANIFEST]   (default models/manifest.toml; the Python peer implements SCRFD only,
+#                                          so with another detector family its column repeats the default's)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_rust; ensure_tools; ensure_ocr
 python3 scripts/fetch-models.py --test-photos >&2
 cargo build --release --locked -q -p face-match
 export ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so"
+manifest="${1:-models/manifest.toml}"
 out="$ROOT/var/accuracy"; mkdir -p "$out"
-target/release/face-calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml --json > "$out/rust.json"
-target/release/face-calibrate --pairs docs/face-pairs.csv --manifest models/manifest.toml > "$out/rust.txt"
+"${CARGO_TARGET_DIR:-target}"/release/face-calibrate --pairs docs/face-pairs.csv --manifest "$manifest" --json > "$out/rust.json"
+"${CARGO_TARGET_DIR:-target}"/release/face-calibrate --pairs docs/face-pairs.csv --manifest "$manifest" > "$out/rust.txt"
 "$VENV/bin/python" tools/face-reference/face_reference.py --manifest models/manifest.toml \
   pipeline --pairs docs/face-pairs.csv --repeat 0 > "$out/python.json"
-"$VENV/bin/python" - "$out" <<'PY'
+"$VENV/bin/python" - "$out" "$manifest" <<'PY'
 import json, os, sys, tomllib
 out = sys.argv[1]
+print(f"manifest `{sys.argv[2]}`, detector `{tomllib.load(open(sys.argv[2], 'rb'))['detector']['name']}`\n")
 rs = json.load(open(f"{out}/rust.json")); py = json.load(open(f"{out}/python.json"))["results"]
-prof = tomllib.load(open("models/manifest.toml", "rb"))["embedder"]["profiles"]
+prof = tomllib.load(open(sys.argv[2], "rb"))["embedder"]["profiles"]
 d = prof["default"]
 print("| pair | a | b | Rust cosine | Python cosine | verdict (default profile) |")
 print("|---|---|---|---|---|---|")
