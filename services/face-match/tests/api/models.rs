@@ -188,10 +188,21 @@ async fn registry_pairs(app: &crate::helpers::TestApp) -> Vec<(bool, u16, Value)
     out
 }
 
-/// The manifest's commercially usable detector family: swapped in by a reload and out again while requests
-/// run, every registry pair judged as with SCRFD, and `/v1/models` naming its family and licence.
+/// The manifest's commercially usable detector family: the service starts on it, and it is swapped in by a
+/// reload and out again while requests run, every registry pair judged as with SCRFD, and `/v1/models` naming
+/// its family and licence.
 #[tokio::test]
 async fn the_centerface_detector_swaps_in_and_out_and_judges_the_registry_pairs() {
+    // It starts on the CenterFace manifest as it is committed.
+    let cf =
+        spawn_app_with(|_, s| s.manifest = repo().join("models/manifest-centerface.toml")).await;
+    let v = cf.models().await;
+    assert_eq!(v["models"][0]["family"], "centerface", "{v}");
+    let (status, v) = cf
+        .match_photos(photo("obama.jpg"), photo("obama3.jpg"))
+        .await;
+    assert_eq!((status, v["verdict"].as_str()), (200, Some("pass")), "{v}");
+
     let dir = tempfile::tempdir().unwrap();
     let manifest = manifest_copy(dir.path(), |t| t);
     let scrfd = std::fs::read_to_string(&manifest).unwrap();
