@@ -30,7 +30,7 @@ python3 scripts/fetch-models.py --test-photos
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/.cache/onnxruntime/libonnxruntime.so}"
 export FACE_MANIFEST="${FACE_MANIFEST:-$ROOT/models/manifest.toml}"
 log "building release binaries (the first build takes several minutes)"
-cargo build --release --locked -p document-ocr -p face-match -p phone-proof -p idvctl -p docgen
+build_release
 BIN="$ROOT/target/release"
 
 stop_all

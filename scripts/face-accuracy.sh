@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_rust; ensure_tools; ensure_ocr
 python3 scripts/fetch-models.py --test-photos >&2
-cargo build --release --locked -q -p face-match
+build_release -q
 export ORT_DYLIB_PATH="$ROOT/.cache/onnxruntime/libonnxruntime.so"
 manifest="${1:-models/manifest.toml}"
 out="$ROOT/var/accuracy"; mkdir -p "$out"

@@ -129,6 +129,12 @@ ensure_docker() {
     docker.io debootstrap iproute2 >/dev/null
 }
 
+# Release binaries of the whole workspace, built one way everywhere: scripts that each built their own `-p` set
+# unified features differently and rebuilt most of the tree every time another script had run.
+build_release() {
+  cargo build --release --locked --workspace --bins "$@"
+}
+
 # Rust toolchain sanity: cargo must exist (the machines have rustup's stable).
 ensure_rust() {
   command -v cargo >/dev/null || { echo "cargo not found: install Rust stable (rustup)" >&2; return 1; }

@@ -29,7 +29,7 @@ fi
 ensure_rust; ensure_ocr; ensure_tools; ensure_redis
 python3 scripts/fetch-models.py --test-photos
 log "building release binaries"
-cargo build --release --locked -q -p document-ocr -p face-match -p phone-proof -p idvctl -p docgen
+build_release -q
 BIN="$ROOT/target/release"
 WORK="$ROOT/var/loadrun"; rm -rf "$WORK"; mkdir -p "$WORK/log"
 

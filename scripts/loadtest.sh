@@ -18,7 +18,7 @@ esac
 
 ensure_rust; ensure_tools; ensure_redis; ensure_ocr
 log "building release binaries"
-cargo build --release --locked -q -p "$target" -p idvctl
+build_release -q
 BIN="$ROOT/target/release"
 WORK="$ROOT/var/loadtest"; rm -rf "$WORK"; mkdir -p "$WORK"
 export IDV_DATA_DIR="$WORK/data"
@@ -50,7 +50,7 @@ await_ready() {
 if [ "$target" = "document-ocr" ]; then
   RATE="${2:-5}"; DURATION="${3:-60s}"
   python3 scripts/fetch-models.py
-  cargo build --release --locked -q -p docgen
+  build_release -q
   IDV_BIND=127.0.0.1:18081 IDV_LOG__FILTER=warn OMP_THREAD_LIMIT=1 \
   IDV_RATE_LIMIT__REQUESTS_PER_SECOND=1000000 IDV_RATE_LIMIT__BURST=1000000 \
   OCR_TESSDATA="$ROOT/.cache/tessdata" "$BIN/document-ocr" >"$WORK/document-ocr.log" 2>&1 &

@@ -21,7 +21,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 log "building docgen and ocr-accuracy (release)"
-cargo build --release --locked -q -p docgen
+build_release -q
 DIR="$ROOT/var/ocr-compare"; rm -rf "$DIR"
 target/release/docgen --count "$COUNT" --distortion "$LEVEL" --seed 7000 --out "$DIR" >/dev/null
 log "$COUNT documents ($LEVEL distortions), each reader one document at a time"
