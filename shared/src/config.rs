@@ -116,6 +116,9 @@ pub struct LogSettings {
     pub format: String,
     /// `tracing` filter directive, e.g. `info` or `info,idv_shared=debug`.
     pub filter: String,
+    /// Trace export, from the standard `OTEL_*` variables ([`load`] reads them), not from `IDV_*`.
+    #[serde(skip)]
+    pub traces: crate::telemetry::TraceExport,
 }
 
 impl Default for LogSettings {
@@ -123,6 +126,7 @@ impl Default for LogSettings {
         Self {
             format: "json".into(),
             filter: "info".into(),
+            traces: crate::telemetry::TraceExport::default(),
         }
     }
 }
@@ -330,12 +334,15 @@ pub fn figment(service: ServiceName) -> Figment {
         .select(service.as_str())
 }
 
-/// Loads the common settings and a service's own settings (any `Deserialize + Default` type) from one source.
+/// Loads the common settings and a service's own settings (any `Deserialize + Default` type) from one source,
+/// and the trace export from the standard `OTEL_*` variables.
 pub fn load<T: DeserializeOwned>(
     service: ServiceName,
 ) -> Result<(CommonConfig, T), Box<figment::Error>> {
     let fig = figment(service);
-    let common = fig.extract().map_err(Box::new)?;
+    let mut common: CommonConfig = fig.extract().map_err(Box::new)?;
+    common.log.traces =
+        crate::telemetry::TraceExport::from_env().map_err(|e| Box::new(figment::Error::from(e)))?;
     let own = fig.extract().map_err(Box::new)?;
     Ok((common, own))
 }

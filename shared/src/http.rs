@@ -13,7 +13,10 @@ use axum::{
 use serde::Serialize;
 use tracing::Instrument;
 
-use crate::error::{ApiError, ErrorCode, PROBLEM_JSON, PendingProblem, render_problem};
+use crate::{
+    error::{ApiError, ErrorCode, PROBLEM_JSON, PendingProblem, render_problem},
+    telemetry,
+};
 
 /// Header carrying the request id, in and out.
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -107,7 +110,8 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Continues the caller's trace when its `traceparent` is valid, else starts a new one.
+    /// Continues the caller's trace when its `traceparent` is valid, else starts a new one (when traces are
+    /// not exported; [`observe_middleware`]).
     pub fn continue_or_start(headers: &HeaderMap) -> Self {
         let parsed = headers
             .get(&TRACEPARENT)
@@ -155,9 +159,12 @@ fn random_hex(bytes: usize) -> String {
 
 /// Wraps each request in a span with its request and trace ids, logs one line when it ends, records the
 /// duration histogram by route template (never the raw path) and answers with `traceparent`.
+///
+/// When traces are exported the span is the request's server span, a child of the caller's `traceparent`,
+/// and the ids are OpenTelemetry's own; otherwise the trace context is only continued in logs and headers.
 pub async fn observe_middleware(req: Request, next: Next) -> Response {
+    use opentelemetry::KeyValue;
     let started = Instant::now();
-    let trace = TraceContext::continue_or_start(req.headers());
     let request_id = request_id_of(req.headers());
     let method = req.method().clone();
     let route = req
@@ -165,12 +172,47 @@ pub async fn observe_middleware(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span =
-        tracing::info_span!("request", %request_id, trace_id = %trace.trace_id, %method, %route);
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        %request_id,
+        trace_id = tracing::field::Empty,
+        %method,
+        %route,
+    );
+    let trace = match telemetry::continue_trace(&span, req.headers()) {
+        Some((trace_id, span_id, sampled)) => TraceContext {
+            trace_id,
+            span_id,
+            flags: if sampled { "01" } else { "00" }.to_owned(),
+        },
+        None => TraceContext::continue_or_start(req.headers()),
+    };
+    span.record("trace_id", trace.trace_id.as_str());
+    telemetry::annotate(
+        &span,
+        [
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.route", route.clone()),
+        ],
+    );
+    let mut res =
+        telemetry::with_request_span(span.clone(), next.run(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
     crate::metrics::record_request(&route, method.as_str(), status, elapsed);
+    telemetry::annotate(
+        &span,
+        [KeyValue::new(
+            "http.response.status_code",
+            i64::from(status),
+        )],
+    );
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
     span.in_scope(|| {
         tracing::info!(
             status,

@@ -191,10 +191,12 @@ impl<S: 'static> WorkerPool<S> {
         F: FnOnce(&mut S, &dyn Fn() -> bool) -> T + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
+        // The job's spans (decode, detect, OCR…) belong to the request that queued it, not to the worker.
+        let span = tracing::Span::current();
         let job: Job<S> = Box::new(move |state| {
             // The caller gave up (timeout, disconnect, its other half refused): skip the work.
             if !done.is_closed() {
-                let out = f(state, &|| done.is_closed());
+                let out = span.in_scope(|| f(state, &|| done.is_closed()));
                 let _ = done.send(out);
             }
         });

@@ -179,7 +179,8 @@ impl DocumentReader {
                 move |engines, gone| -> Result<reader::Scan, OcrServiceError> {
                     // The budget counts from the worker taking the job: decoding is part of it.
                     let budget = reader::Budget::new(limit, gone);
-                    let page = decode_rgb(&bytes, limits)?;
+                    let page =
+                        tracing::debug_span!("decode").in_scope(|| decode_rgb(&bytes, limits))?;
                     Ok(reader::read_within(engines, &page.image, today, &budget)?)
                 },
             )

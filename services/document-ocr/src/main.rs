@@ -11,7 +11,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let (common, settings) =
         idv_shared::config::load::<Settings>(SERVICE).context("configuration")?;
-    idv_shared::telemetry::init(&common.log);
+    idv_shared::telemetry::init(&common.log, SERVICE)
+        .map_err(anyhow::Error::msg)
+        .context("telemetry")?;
     let listener = tokio::net::TcpListener::bind(common.bind)
         .await
         .with_context(|| format!("bind {}", common.bind))?;

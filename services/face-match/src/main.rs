@@ -31,7 +31,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            idv_shared::telemetry::init(&common.log);
+            idv_shared::telemetry::init(&common.log, SERVICE)
+                .map_err(anyhow::Error::msg)
+                .context("telemetry")?;
             let listener = tokio::net::TcpListener::bind(common.bind)
                 .await
                 .with_context(|| format!("bind {}", common.bind))?;

@@ -124,11 +124,13 @@ impl FaceMatcher {
             .run_pair_on(
                 set.clone(),
                 move |set, sessions| {
-                    pipeline::analyse(&rb, limits, &set.manifest, sessions)
+                    tracing::debug_span!("analyse", role = "reference")
+                        .in_scope(|| pipeline::analyse(&rb, limits, &set.manifest, sessions))
                         .map_err(tag(Role::Reference))
                 },
                 move |set, sessions| {
-                    pipeline::analyse(&pb, limits, &set.manifest, sessions)
+                    tracing::debug_span!("analyse", role = "probe")
+                        .in_scope(|| pipeline::analyse(&pb, limits, &set.manifest, sessions))
                         .map_err(tag(Role::Probe))
                 },
             )

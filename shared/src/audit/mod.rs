@@ -12,6 +12,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 pub use checkpoint::{CheckpointPolicy, Checkpoints, HeadSigner};
 pub use jws::{Jwk, Jwks, KeyRing};
@@ -197,17 +198,42 @@ impl Auditor {
             claims: &claims,
             token_sha256: sha256_hex(audit_token.as_bytes()),
         };
-        self.ledger.append(&record).await.map_err(|e| {
-            tracing::error!(error = %e, "audit ledger append failed; verdict withheld");
-            let code = match e {
-                ledger::LedgerError::Unavailable(_) => crate::error::ErrorCode::StoreUnavailable,
-                _ => crate::error::ErrorCode::Internal,
-            };
-            ApiError::new(code, "the verdict could not be recorded; it was not issued")
-        })?;
+        self.ledger
+            .append(&record)
+            .instrument(tracing::debug_span!(
+                "ledger.commit",
+                backend = ledger_kind(self.ledger.backend())
+            ))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit ledger append failed; verdict withheld");
+                let code = match e {
+                    ledger::LedgerError::Unavailable(_) => {
+                        crate::error::ErrorCode::StoreUnavailable
+                    }
+                    _ => crate::error::ErrorCode::Internal,
+                };
+                ApiError::new(code, "the verdict could not be recorded; it was not issued")
+            })?;
         crate::metrics::record_stage(self.service.as_str(), "audit", started.elapsed());
         let reasons: Vec<&'static str> = draft.reasons.iter().map(|r| r.code.as_str()).collect();
         crate::metrics::record_verdict(self.service.as_str(), draft.verdict.as_str(), &reasons);
+        crate::telemetry::annotate_request(|| {
+            use opentelemetry::{Array, KeyValue, StringValue, Value};
+            let codes = reasons.iter().map(|r| StringValue::from(*r)).collect();
+            let mut attributes = vec![
+                KeyValue::new("idv.verdict", draft.verdict.as_str()),
+                KeyValue::new("idv.confidence", draft.confidence),
+                KeyValue::new("idv.reasons", Value::Array(Array::String(codes))),
+            ];
+            if let Some(m) = &draft.model {
+                attributes.push(KeyValue::new(
+                    "idv.model",
+                    format!("{}@{}", m.name, m.version),
+                ));
+            }
+            attributes
+        });
         Ok(Verdict {
             id,
             service: draft.service,
@@ -242,4 +268,8 @@ impl Auditor {
     pub fn ledger_backend(&self) -> &str {
         self.ledger.backend()
     }
+}
+/// The ledger backend's kind (`file`, `postgres`) without its location, for spans.
+fn ledger_kind(backend: &str) -> &str {
+    backend.split(':').next().unwrap_or(backend)
 }

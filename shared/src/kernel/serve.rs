@@ -40,6 +40,7 @@ pub async fn serve(
         }
     }
     kernel.auditor().shutdown();
+    crate::telemetry::shutdown().await;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ use std::{collections::BTreeMap, sync::Arc, time::Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use utoipa::ToSchema;
 
 pub use id::{ArtifactId, Residency};
@@ -251,8 +252,13 @@ impl ArtifactStores {
             .ok_or_else(|| FetchError::RegionNotServed(region.clone()))?;
         let limit = self.limits.max_bytes(kind);
         let started = Instant::now();
+        let kind_name = match kind {
+            ArtifactKind::Image => "image",
+            ArtifactKind::Json => "json",
+        };
         let object = store
             .get(&id.object_key(), limit)
+            .instrument(tracing::debug_span!("artifact.fetch", region = %region, kind = kind_name))
             .await
             .map_err(|e| match e {
                 StoreError::NotFound => FetchError::NotFound,

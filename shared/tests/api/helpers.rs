@@ -156,7 +156,7 @@ pub async fn build_app(opts: Options) -> (TestApp, axum::Router, tokio::net::Tcp
             .regions
             .insert("us".into(), RegionStore::Local { path: None });
     }
-    idv_shared::telemetry::init(&config.log);
+    let _ = idv_shared::telemetry::init(&config.log, ServiceName::FaceMatch);
     let dev = DevIssuer::load_or_create(&config.data_dir, idv_shared::clock::SystemClock::shared())
         .unwrap();
     let kernel = Arc::new(Kernel::build(ServiceName::FaceMatch, config).await.unwrap());

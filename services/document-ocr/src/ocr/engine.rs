@@ -143,11 +143,13 @@ impl OcrEngine {
 
     /// Recognises a grey image; returns its text lines with their characters' confidences and alternatives.
     pub fn read(&mut self, img: &GrayImage) -> Result<Vec<Line>, OcrError> {
+        let (w, h) = img.dimensions();
+        let _span =
+            tracing::debug_span!("ocr", language = %self.language, width = w, height = h).entered();
         let tess = match self.tess.take() {
             Some(t) => t,
             None => self.fresh()?,
         };
-        let (w, h) = img.dimensions();
         let rec = |e: String| OcrError::Recognise(e);
         // The engine is consumed by each step; on failure a fresh one is made for the next call.
         let mut tess = tess

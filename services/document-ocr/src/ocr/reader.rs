@@ -454,6 +454,7 @@ pub fn read_within(
     today: NaiveDate,
     budget: &Budget<'_>,
 ) -> Result<Scan, OcrError> {
+    let locating = tracing::debug_span!("page.locate").entered();
     let grey = normalise(photo);
     let (page, rectified) = match page::locate(&grey) {
         Located::Quad(quad) => {
@@ -468,6 +469,7 @@ pub fn read_within(
         }
         Located::Whole => (grey, false),
     };
+    drop(locating);
     let mut search = Search {
         engines,
         budget,
@@ -497,6 +499,7 @@ pub fn read_within(
         // Two bands that read as nothing MRZ-like: a photo's edges or a texture, not a turned document.
         if let Some(band) = band.filter(|_| empty_bands < 2) {
             banded.push(turns);
+            let _side = tracing::debug_span!("mrz.band", quarter_turns = turns).entered();
             if search.side(&bottom, angle, turns, band)? {
                 break;
             }
@@ -524,6 +527,7 @@ pub fn read_within(
             || search.seen
             || (banded.is_empty() && !textured && looks_like_text(&bottom));
         if worth {
+            let _region = tracing::debug_span!("mrz.region", quarter_turns = turns).entered();
             search.region(&bottom, turns)?;
             // The whole page, for an MRZ outside the bottom of a photo whose page was not found; the bottom of
             // a found page is where its MRZ is, so when it showed nothing MRZ-like the rest cannot.
@@ -533,6 +537,7 @@ pub fn read_within(
         }
     }
     if let Some(best) = search.best.as_mut() {
+        let _viz = tracing::debug_span!("viz.cross_check").entered();
         cross_check(search.engines, &page, best, budget)?;
     }
     Ok(match search.best {

@@ -101,7 +101,7 @@ pub fn analyse(
     sessions: &mut Sessions,
 ) -> Result<Analysis, PipelineError> {
     let started = Instant::now();
-    let decoded = decode_rgb(bytes, limits)?;
+    let decoded = tracing::debug_span!("decode").in_scope(|| decode_rgb(bytes, limits))?;
     let decode = started.elapsed();
     let mut analysis = analyse_image(&decoded.image, manifest, sessions)?;
     analysis.times.decode = decode;
@@ -117,13 +117,15 @@ pub fn analyse_image(
 ) -> Result<Analysis, PipelineError> {
     let mut times = StageTimes::default();
     let t = Instant::now();
-    let (faces, best_score, detector_time) = detect(&mut sessions.detector, manifest, image)?;
+    let (faces, best_score, detector_time) = tracing::debug_span!("detect")
+        .in_scope(|| detect(&mut sessions.detector, manifest, image))?;
     times.detect = t.elapsed();
     times.inference += detector_time;
     let mut chosen = None;
     let mut crop = None;
     if let Some(face) = faces.first() {
         let t = Instant::now();
+        let align_span = tracing::debug_span!("align").entered();
         let template = manifest.embedder.alignment.template;
         let side = manifest.embedder.common.input.size;
         let transform = align::Similarity::fit(&face.landmarks, &template);
@@ -131,8 +133,10 @@ pub fn analyse_image(
         if let Some(transform) = transform {
             let aligned = align::warp(image, &transform, side);
             times.align = t.elapsed();
+            drop(align_span);
             let t = Instant::now();
-            let (embedding, embed_time) = embed(&mut sessions.embedder, manifest, &aligned)?;
+            let (embedding, embed_time) = tracing::debug_span!("embed")
+                .in_scope(|| embed(&mut sessions.embedder, manifest, &aligned))?;
             times.embed = t.elapsed();
             times.inference += embed_time;
             let quality =

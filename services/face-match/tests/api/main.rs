@@ -10,3 +10,4 @@ mod framing;
 mod helpers;
 mod matching;
 mod models;
+mod traces;

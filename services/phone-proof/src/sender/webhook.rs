@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use idv_shared::clock::SharedClock;
 use serde_json::json;
+use tracing::Instrument;
 
 pub use idv_shared::webhook::SigningSecret;
 
@@ -116,7 +117,8 @@ impl Sender for WebhookSender {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.attempt(&m.event_id, &body).await {
+            let delivery = tracing::debug_span!("webhook.deliver", attempt = attempts);
+            match self.attempt(&m.event_id, &body).instrument(delivery).await {
                 Ok(()) => return Ok(()),
                 Err((retry, last)) => {
                     tracing::warn!(event_id = %m.event_id, attempt = attempts, error = %last, "sms gateway delivery attempt failed");

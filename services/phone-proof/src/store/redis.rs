@@ -108,6 +108,7 @@ impl RedisStore {
 
 #[async_trait]
 impl ChallengeStore for RedisStore {
+    #[tracing::instrument(level = "debug", name = "redis.create", skip_all)]
     async fn create(
         &self,
         challenge: &Challenge,
@@ -167,6 +168,7 @@ impl ChallengeStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.get", skip_all)]
     async fn get(&self, id: &ChallengeId, tenant: &str) -> Result<Option<Challenge>, StoreError> {
         let fields: Vec<String> = self
             .conn
@@ -181,6 +183,7 @@ impl ChallengeStore for RedisStore {
         Ok((c.tenant == tenant).then_some(c))
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.begin_check", skip_all)]
     async fn begin_check(
         &self,
         id: &ChallengeId,
@@ -211,6 +214,7 @@ impl ChallengeStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.finish_check", skip_all)]
     async fn finish_check(
         &self,
         challenge: &Challenge,
@@ -246,6 +250,7 @@ impl ChallengeStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.resend", skip_all)]
     async fn resend(
         &self,
         id: &ChallengeId,
@@ -279,6 +284,7 @@ impl ChallengeStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.cancel", skip_all)]
     async fn cancel(
         &self,
         id: &ChallengeId,
@@ -304,6 +310,7 @@ impl ChallengeStore for RedisStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.mark_failed", skip_all)]
     async fn mark_failed(&self, id: &ChallengeId) -> Result<(), StoreError> {
         let _: i64 = self
             .scripts
@@ -315,6 +322,7 @@ impl ChallengeStore for RedisStore {
         Ok(())
     }
 
+    #[tracing::instrument(level = "debug", name = "redis.unblock", skip_all)]
     async fn unblock(&self, number_key: &str) -> Result<bool, StoreError> {
         let (blocked, _): (i64, i64) = redis::pipe()
             .atomic()

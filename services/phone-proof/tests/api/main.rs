@@ -8,4 +8,5 @@ mod helpers;
 mod limits;
 mod redis_ops;
 mod store_model;
+mod traces;
 mod webhook;

@@ -1,35 +1,20 @@
 //! Redis as operators run it: two service processes sharing one Redis, and a Redis that dies mid-flow.
 
 use std::{
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use idv_shared::{config::Secret, testkit};
+use idv_shared::{
+    config::Secret,
+    testkit::{self, KillOnDrop, ServiceProcess, free_port},
+};
 use phone_proof::SERVICE;
 use serde_json::Value;
 
 use crate::helpers::{Backend, mint, outbox_messages, redis_url, settings_for, spawn_in, wrong};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -40,28 +25,16 @@ async fn wait_until(what: &str, mut ok: impl AsyncFnMut() -> bool) {
 }
 
 /// Starts the real `phone-proof` binary on a free port, sharing `data_dir` and a Redis prefix.
-async fn spawn_process(data_dir: &Path, prefix: &str) -> (KillOnDrop, String) {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_phone-proof"))
-        .env("IDV_DATA_DIR", data_dir)
-        .env("IDV_BIND", format!("127.0.0.1:{port}"))
-        .env("IDV_LOG__FILTER", "warn")
-        .env("PHONE_REDIS_URL", redis_url())
-        .env("PHONE_REDIS_PREFIX", prefix)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    wait_until("the service", async || {
-        client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
+async fn spawn_process(data_dir: &Path, prefix: &str) -> (ServiceProcess, String) {
+    let redis = redis_url();
+    let process = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_phone-proof"),
+        data_dir,
+        &[("PHONE_REDIS_URL", &redis), ("PHONE_REDIS_PREFIX", prefix)],
+    )
     .await;
-    (KillOnDrop(child), base)
+    let base = process.base.clone();
+    (process, base)
 }
 
 #[tokio::test]
@@ -79,9 +52,7 @@ async fn two_processes_sharing_redis_behave_as_one() {
     let client = reqwest::Client::new();
 
     // The artifact goes into the shared data dir's eu store, as `idvctl artifact put` would.
-    let mut config = testkit::test_config(SERVICE, dir.path());
-    testkit::use_folder_stores(&mut config);
-    let stores = idv_shared::kernel::build_stores(&config).await.unwrap();
+    let stores = testkit::folder_stores(SERVICE, dir.path()).await;
     let art = stores
         .put_new(
             &"eu".parse().unwrap(),

@@ -5,6 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+mod otlp;
+
+pub use otlp::{OtlpCollector, ReceivedSpan};
+
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
 use crate::{
@@ -50,7 +54,7 @@ pub fn test_config(service: ServiceName, data_dir: &Path) -> CommonConfig {
     for region in ["eu", "us"] {
         config.regions.insert(region.into(), RegionStore::Memory);
     }
-    crate::telemetry::init(&config.log);
+    let _ = crate::telemetry::init(&config.log, service);
     config
 }
 
@@ -161,6 +165,75 @@ impl TestApp {
             .filter(|l| !l.contains("\"record\":{\"checkpoint\":"))
             .count()
     }
+}
+
+/// A free TCP port on 127.0.0.1 (for a process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing running.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A service binary started as operators start it (configured by its environment only), stopped on drop.
+pub struct ServiceProcess {
+    /// The process.
+    pub process: KillOnDrop,
+    /// Its base URL, `http://127.0.0.1:<port>`.
+    pub base: String,
+}
+
+impl ServiceProcess {
+    /// Starts `bin` on a free port with `IDV_DATA_DIR=data_dir`, warnings-only logs and `env` on top, and waits
+    /// (up to a minute) until it answers `/readyz` with 200.
+    pub async fn start(bin: &str, data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let child = std::process::Command::new(bin)
+            .env("IDV_DATA_DIR", data_dir)
+            .env("IDV_BIND", format!("127.0.0.1:{port}"))
+            .env("IDV_LOG__FILTER", "warn")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
+        let mut process = KillOnDrop(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return Self { process, base };
+            }
+            if let Ok(Some(status)) = process.0.try_wait() {
+                panic!("{bin} exited before it was ready: {status}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{bin} was not ready within a minute"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The artifact stores of a process started on `data_dir` with the embedded default regions (its folders), to
+/// put artifacts in as `idvctl artifact put` would.
+pub async fn folder_stores(service: ServiceName, data_dir: &Path) -> crate::store::ArtifactStores {
+    let mut config = test_config(service, data_dir);
+    use_folder_stores(&mut config);
+    crate::kernel::build_stores(&config).await.unwrap()
 }
 
 /// Serves a router on `127.0.0.1:0` in the background and returns its address.
