@@ -33,6 +33,7 @@ fn draft() -> VerdictDraft<serde_json::Value> {
             residency: "eu".parse().unwrap(),
         }],
         model: None,
+        format: None,
     }
 }
 

@@ -51,8 +51,24 @@ pub fn record_stage(service: &'static str, stage: &'static str, elapsed: Duratio
         .record(elapsed.as_secs_f64());
 }
 
-/// Counts one verdict by service, outcome and reason code.
-pub fn record_verdict(service: &'static str, verdict: &'static str, reasons: &[&'static str]) {
+/// Counts one verdict: `verifications_total` once, by service, outcome, document format and the region of its
+/// first artifact (the verdict mix, and review/fail rates by format and region); `verdicts_total` once per
+/// reason code (why).
+pub fn record_verdict(
+    service: &'static str,
+    verdict: &'static str,
+    reasons: &[&'static str],
+    format: Option<&'static str>,
+    region: &str,
+) {
+    metrics::counter!(
+        "verifications_total",
+        "service" => service,
+        "verdict" => verdict,
+        "format" => format.unwrap_or("-"),
+        "region" => region.to_owned()
+    )
+    .increment(1);
     if reasons.is_empty() {
         metrics::counter!("verdicts_total", "service" => service, "verdict" => verdict, "reason" => "none").increment(1);
     }

@@ -210,6 +210,10 @@ pub struct VerdictDraft<R> {
     pub artifacts: Vec<ArtifactRef>,
     /// Deciding model.
     pub model: Option<ModelRef>,
+    /// The document format read (`TD1`, `TD3`, …; `none` when no MRZ was read), for document-ocr's metrics:
+    /// review and fail rates by format are the false-reject signal operators watch. `None` elsewhere. A metric
+    /// label only, never part of the verdict or its token.
+    pub format: Option<&'static str>,
 }
 
 /// A new verification id.

@@ -187,6 +187,7 @@ impl DocumentReader {
             .await
             .map_err(OcrError::from)??;
         let (verdict, confidence, reasons, result) = judge(scan, &q, today, self.min_confidence);
+        let format = result.format.map_or("none", MrzFormat::as_str);
         let draft = VerdictDraft {
             service: SERVICE,
             verdict,
@@ -195,6 +196,7 @@ impl DocumentReader {
             result,
             artifacts: vec![artifact.custody()],
             model: None,
+            format: Some(format),
         };
         Ok(self.ports.verdicts.issue(&caller.tenant, draft).await?)
     }

@@ -174,6 +174,7 @@ impl FaceMatcher {
             result,
             artifacts: vec![reference.custody(), probe.custody()],
             model: Some(embedder),
+            format: None,
         };
         self.ports
             .verdicts

@@ -217,7 +217,17 @@ impl Auditor {
             })?;
         crate::metrics::record_stage(self.service.as_str(), "audit", started.elapsed());
         let reasons: Vec<&'static str> = draft.reasons.iter().map(|r| r.code.as_str()).collect();
-        crate::metrics::record_verdict(self.service.as_str(), draft.verdict.as_str(), &reasons);
+        let region = draft
+            .artifacts
+            .first()
+            .map_or("-", |a| a.residency.as_str());
+        crate::metrics::record_verdict(
+            self.service.as_str(),
+            draft.verdict.as_str(),
+            &reasons,
+            draft.format,
+            region,
+        );
         crate::telemetry::annotate_request(|| {
             use opentelemetry::{Array, KeyValue, StringValue, Value};
             let codes = reasons.iter().map(|r| StringValue::from(*r)).collect();

@@ -59,6 +59,7 @@ async fn probe(
         },
         artifacts: vec![artifact.custody()],
         model: None,
+        format: None,
     };
     Ok(ApiJson(
         kernel.auditor().issue(&caller.tenant, draft).await?,

@@ -92,6 +92,7 @@ async fn verify_tokens_rotate_keys_and_verify_ledgers() {
         result: serde_json::json!({"similarity": 0.1}),
         artifacts: vec![],
         model: None,
+        format: None,
     };
     let mut tokens = Vec::new();
     for _ in 0..3 {
@@ -338,6 +339,7 @@ async fn migrate_and_verify_a_postgres_ledger() {
                     result: serde_json::json!({}),
                     artifacts: vec![],
                     model: None,
+                    format: None,
                 },
             )
             .await

@@ -24,6 +24,17 @@ pub enum MrzFormat {
 }
 
 impl MrzFormat {
+    /// The wire name (`TD1`, `TD2`, `TD3`, `MRV-A`, `MRV-B`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Td1 => "TD1",
+            Self::Td2 => "TD2",
+            Self::Td3 => "TD3",
+            Self::MrvA => "MRV-A",
+            Self::MrvB => "MRV-B",
+        }
+    }
+
     /// The format of these lines, from their count, lengths and (for visas) the document code.
     pub fn detect(rows: &[Vec<u8>]) -> Option<Self> {
         let visa = rows.first().is_some_and(|r| r.first() == Some(&b'V'));

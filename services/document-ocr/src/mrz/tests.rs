@@ -412,3 +412,11 @@ fn a_date_digit_is_never_changed_for_another_digit_to_make_its_check_hold() {
     );
     assert!(m.doubtful_checks.contains(&Checked::BirthDate));
 }
+
+#[test]
+fn format_names_in_metrics_are_the_wire_names() {
+    use MrzFormat::*;
+    for f in [Td1, Td2, Td3, MrvA, MrvB] {
+        assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+    }
+}

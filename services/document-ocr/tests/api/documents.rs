@@ -218,3 +218,69 @@ fn crc(data: &[u8]) -> u32 {
     }
     !c
 }
+
+/// `verifications_total` for one format and verdict in region `eu`, from `/metrics`.
+async fn verifications(app: &crate::helpers::TestApp, format: &str, verdict: &str) -> f64 {
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("verifications_total{"))
+        .filter(|l| {
+            l.contains(&format!("format=\"{format}\""))
+                && l.contains(&format!("verdict=\"{verdict}\""))
+                && l.contains("region=\"eu\"")
+                && l.contains("service=\"document-ocr\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn verdicts_are_counted_by_format_and_region() {
+    let app = spawn_app().await;
+    // The recorder is per process, shared by tests running beside this one: compare before and after.
+    let before = [
+        verifications(&app, "TD1", "pass").await,
+        verifications(&app, "none", "review").await,
+        verifications(&app, "none", "fail").await,
+    ];
+    let doc = generate(
+        &load_font().unwrap(),
+        MrzFormat::Td1,
+        Distortion::CLEAN,
+        31,
+        today(),
+    );
+    let (status, read) = app.read(doc.jpeg).await;
+    assert_eq!(status, 200, "{read}");
+    let mut blank = Vec::new();
+    image::DynamicImage::ImageLuma8(image::GrayImage::from_pixel(800, 600, image::Luma([235])))
+        .write_to(
+            &mut std::io::Cursor::new(&mut blank),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    let (status, none) = app.read(blank).await;
+    assert_eq!(status, 200, "{none}");
+    assert_eq!(none["result"]["format"], Value::Null);
+
+    assert_eq!(read["verdict"], "pass", "{read}");
+    assert!(
+        verifications(&app, "TD1", "pass").await > before[0],
+        "counted under format TD1, region eu"
+    );
+    let none_verdict = none["verdict"].as_str().unwrap();
+    let i = if none_verdict == "review" { 1 } else { 2 };
+    assert!(
+        verifications(&app, "none", none_verdict).await > before[i],
+        "a page without an MRZ counted under format none"
+    );
+}

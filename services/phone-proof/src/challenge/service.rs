@@ -457,6 +457,7 @@ impl PhoneProof {
             },
             artifacts: vec![c.artifact.clone()],
             model: None,
+            format: None,
         };
         Ok(self.kernel.verdicts.issue(&caller.tenant, draft).await?)
     }
