@@ -2,7 +2,8 @@
 """One onboarding flow against the compose stack scripts/compose-test.sh brought up, from inside its network
 namespace: a generated passport read by document-ocr, a selfie matched by face-match, a phone number proved by
 phone-proof with the code the SMS sink received, each through its published port with a token from the stack's
-own dev issuer; then every service's ledger verified inside its container against its published JWKS.
+own dev issuer; then every service's ledger verified inside its container against its published JWKS, and the
+operator kit (deploy/observability) checked against the services' /metrics.
 
 Standard library only; docker-compose (DOCKER_HOST from the caller) for `exec` into the containers.
 """
@@ -77,6 +78,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--project", required=True)
     ap.add_argument("--bin", required=True, help="folder holding docgen")
+    ap.add_argument("--promtool", help="check the operator kit against the services' /metrics after the flow")
     args = ap.parse_args()
     stack = Stack(args.project)
 
@@ -123,6 +125,13 @@ def main() -> None:
         out = stack.exec(service, "idvctl", "ledger", "verify", f"/var/lib/idv/ledger/{service}.jsonl",
                          "--jwks", f"http://127.0.0.1:{port}/.well-known/jwks.json")
         print(f"compose-flow: ledger {service}: {out.splitlines()[0] if out else '(empty)'}")
+
+    # The operator kit: alert rules and their unit tests, and every dashboard panel's metric in the /metrics of
+    # the services that just served the flow.
+    if args.promtool:
+        subprocess.run([sys.executable, str(ROOT / "scripts/check-operator-kit.py"), "--promtool", args.promtool,
+                        "--metrics", *[f"http://127.0.0.1:{port}/metrics" for port in PORTS.values()]],
+                       check=True)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ for b in document-ocr face-match phone-proof idvctl docgen; do
 done
 ensure_docker
 ensure_tools
+ensure_promtool
 
 WORK="$CACHE/compose-test"
 mkdir -p "$WORK"
@@ -119,5 +120,5 @@ done
 [ "$healthy" = 5 ] || { compose ps >&2; echo "compose test: not every service became healthy" >&2; exit 1; }
 
 log "compose test: one onboarding flow through the published ports"
-in_ns "$VENV/bin/python" scripts/compose-flow.py --project "$PROJECT" --bin "$BIN_DIR"
+in_ns "$VENV/bin/python" scripts/compose-flow.py --project "$PROJECT" --bin "$BIN_DIR" --promtool "$PROMTOOL"
 log "compose test: passed"

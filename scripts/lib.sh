@@ -141,6 +141,20 @@ ensure_rust() {
   rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt >/dev/null 2>&1 || true
 }
 
+# promtool, which checks the alert rules and runs their unit tests (scripts/check-operator-kit.py): Debian's
+# prometheus package downloaded and unpacked into .cache/promtool, not installed (no daemon, no service user).
+# apt checks the package against the archive's signed index.
+PROMTOOL="$CACHE/promtool/usr/bin/promtool"
+ensure_promtool() {
+  if "$PROMTOOL" --version >/dev/null 2>&1; then return; fi
+  log "fetching promtool (Debian package prometheus) into $CACHE/promtool"
+  local tmp; tmp=$(mktemp -d); chmod 755 "$tmp"
+  (cd "$tmp" && { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; })
+  dpkg -x "$tmp"/prometheus_*.deb "$CACHE/promtool"
+  rm -rf "$tmp"
+  "$PROMTOOL" --version >/dev/null
+}
+
 # Dependency hygiene tools, pinned by version and built with their own lock files (crates.io checks each
 # crate's sha256 against the index), into .cache/cargo-tools. Built unoptimised (`--debug`): that halves the
 # build, which every fresh CI clone pays, and their checks take seconds either way.

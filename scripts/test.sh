@@ -11,6 +11,7 @@ ensure_cargo_tools
 ensure_ocr
 ensure_compose
 ensure_tools
+ensure_promtool
 ensure_redis
 ensure_postgres
 export OMP_THREAD_LIMIT=1
@@ -40,6 +41,8 @@ cargo machete
 # which a build here never downloads: fetch them first, so that a fresh machine's cache has them.
 cargo fetch --locked --quiet
 cargo deny --offline --log-level error check bans licenses sources
+log "operator kit: alert rules and their unit tests (promtool), dashboard and rules against the metrics the code defines"
+python3 scripts/check-operator-kit.py --promtool "$PROMTOOL"
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
