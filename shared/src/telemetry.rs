@@ -5,7 +5,7 @@
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; [`TraceExport::from_env`]): then each request is a server span that
 //! continues the caller's `traceparent`, with a child span per stage (artifact fetch per region, decode,
 //! detect, align, embed, OCR, Redis steps, webhook delivery, ledger commit), exported in batches over
-//! OTLP/HTTP. Sampling (`OTEL_TRACES_SAMPLER`), batching (`OTEL_BSP_*`), headers and resource attributes
+//! OTLP/HTTP with protobuf, which every collector and tracing backend accepts. Sampling (`OTEL_TRACES_SAMPLER`), batching (`OTEL_BSP_*`), headers and resource attributes
 //! follow the other standard variables; the service name defaults to the service's own.
 //!
 //! Stage spans are `DEBUG`, so the log filter's usual `info` never prints them, and exporting is filtered to
@@ -48,14 +48,12 @@ use crate::{config::LogSettings, verdict::ServiceName};
 pub struct TraceExport {
     /// The full URL spans are posted to (`…/v1/traces`); `None` exports nothing.
     pub endpoint: Option<String>,
-    /// `http/json` instead of the default `http/protobuf`.
-    pub json: bool,
 }
 
 impl TraceExport {
     /// Reads `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as given) or `OTEL_EXPORTER_OTLP_ENDPOINT` (the base,
     /// `/v1/traces` appended), `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`, `OTEL_TRACES_EXPORTER=none` and
-    /// `OTEL_SDK_DISABLED=true`. Refuses what it cannot honour (gRPC, a URL that is not http(s)), so a
+    /// `OTEL_SDK_DISABLED=true`. Refuses what it cannot honour (gRPC, JSON, a URL that is not http(s)), so a
     /// misconfigured exporter stops the start instead of silently sending nothing.
     pub fn from_env() -> Result<Self, String> {
         Self::from_vars(|k| std::env::var(k).ok())
@@ -88,24 +86,19 @@ impl TraceExport {
         let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
             .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
             .unwrap_or_else(|| "http/protobuf".to_owned());
-        let json = match protocol.as_str() {
-            "http/protobuf" => false,
-            "http/json" => true,
-            other => {
-                return Err(format!(
-                    "OTEL_EXPORTER_OTLP_PROTOCOL={other} is not supported: use http/protobuf (the default) \
-                     or http/json (a collector's port 4318)"
-                ));
-            }
-        };
+        if protocol != "http/protobuf" {
+            return Err(format!(
+                "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: use http/protobuf (the default; a \
+                 collector's port 4318)"
+            ));
+        }
         Ok(Self {
             endpoint: Some(endpoint),
-            json,
         })
     }
 }
 
-/// The tracer provider, kept to flush at shutdown (and in tests).
+/// The tracer provider, kept to flush what is left at shutdown.
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 /// Whether spans are exported, so request handling skips the OpenTelemetry work when they are not.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
@@ -129,7 +122,7 @@ pub fn init(settings: &LogSettings, service: ServiceName) -> Result<(), String> 
             .boxed()
     };
     let provider = match &settings.traces.endpoint {
-        Some(endpoint) => Some(provider(endpoint, settings.traces.json, service)?),
+        Some(endpoint) => Some(provider(endpoint, service)?),
         None => None,
     };
     let traces = provider.as_ref().map(|p| {
@@ -155,7 +148,7 @@ pub fn init(settings: &LogSettings, service: ServiceName) -> Result<(), String> 
     Ok(())
 }
 
-fn provider(endpoint: &str, json: bool, service: ServiceName) -> Result<SdkTracerProvider, String> {
+fn provider(endpoint: &str, service: ServiceName) -> Result<SdkTracerProvider, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "trace export must be set up inside the Tokio runtime".to_owned())?;
     let client = reqwest::Client::builder()
@@ -166,11 +159,7 @@ fn provider(endpoint: &str, json: bool, service: ServiceName) -> Result<SdkTrace
         .with_http()
         .with_http_client(RuntimeHttpClient { client, runtime })
         .with_endpoint(endpoint)
-        .with_protocol(if json {
-            Protocol::HttpJson
-        } else {
-            Protocol::HttpBinary
-        })
+        .with_protocol(Protocol::HttpBinary)
         .build()
         .map_err(|e| format!("OTLP exporter: {e}"))?;
     // The builder reads `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`; the service's own name is the
@@ -229,14 +218,6 @@ pub async fn shutdown() {
     if let Some(p) = PROVIDER.get() {
         let p = p.clone();
         let _ = tokio::task::spawn_blocking(move || p.shutdown()).await;
-    }
-}
-
-/// Exports every finished span now (tests, and operators' `SIGHUP`); a no-op without export.
-pub async fn flush() {
-    if let Some(p) = PROVIDER.get() {
-        let p = p.clone();
-        let _ = tokio::task::spawn_blocking(move || p.force_flush()).await;
     }
 }
 
@@ -319,13 +300,12 @@ mod tests {
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
                 "https://b/otlp/traces",
             ),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
         ]);
         assert_eq!(
             both,
             Ok(TraceExport {
                 endpoint: Some("https://b/otlp/traces".into()),
-                json: true
             })
         );
         for off in [
@@ -345,6 +325,10 @@ mod tests {
             vec![
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ],
+            vec![
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
             ],
         ] {
             assert!(export(&bad).is_err(), "{bad:?}");

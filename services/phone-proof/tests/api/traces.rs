@@ -172,3 +172,44 @@ fn has_number(text: &str, number: &str) -> bool {
         !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
     })
 }
+
+#[tokio::test]
+async fn spans_not_yet_exported_leave_at_shutdown() {
+    let collector = OtlpCollector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Batches every ten minutes: only the shutdown's flush can deliver within the test.
+    let mut service = ServiceProcess::start(
+        env!("CARGO_BIN_EXE_phone-proof"),
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+        ],
+    )
+    .await;
+    let trace = "d".repeat(32);
+    let res = reqwest::Client::new()
+        .get(format!("{}/healthz", service.base))
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let pid = service.process.0.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = service.process.0.wait();
+        (service, status)
+    })
+    .await
+    .unwrap();
+    assert!(exited.1.unwrap().success(), "a clean exit on SIGTERM");
+    let spans = collector
+        .wait_for_trace(&trace, &["GET /healthz"], Duration::from_secs(5))
+        .await;
+    assert_eq!(spans[0].kind, 2);
+}
