@@ -7,6 +7,8 @@
 #   scripts/loadtest.sh document-ocr [RATE documents/s] [DURATION]
 #       60 generated passports and ID cards (TD1, TD2, TD3; mild distortions) read through Tesseract.
 # Results: the k6 summary on stdout and in var/loadtest/<service>-summary.json.
+# The standard OTEL_* variables reach the services (e.g. OTEL_EXPORTER_OTLP_ENDPOINT, to load-test with traces
+# exported); IDV_BIN_DIR=DIR runs the binaries in DIR instead of building.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
@@ -17,9 +19,15 @@ case "$target" in
 esac
 
 ensure_rust; ensure_tools; ensure_redis; ensure_ocr
-log "building release binaries"
-build_release -q
-BIN="$ROOT/target/release"
+# IDV_BIN_DIR runs other binaries (e.g. an earlier commit's release build, for a before/after in one run).
+if [ -n "${IDV_BIN_DIR:-}" ]; then
+  BIN="$(cd "$IDV_BIN_DIR" && pwd)"
+  log "using the binaries in $BIN"
+else
+  log "building release binaries"
+  build_release -q
+  BIN="$ROOT/target/release"
+fi
 WORK="$ROOT/var/loadtest"; rm -rf "$WORK"; mkdir -p "$WORK"
 export IDV_DATA_DIR="$WORK/data"
 
@@ -37,8 +45,15 @@ run_k6() {
     "$VENV/bin/k6" run --quiet --summary-export "$WORK/$service-summary.json" "loadtests/$service.js"
   status=$?
   set -e
-  ps -o rss=,cputime= -p "$pid" | awk -v s="$service" '{printf "%s RSS after the run: %.0f MiB, CPU time %s\n", s, $1/1024, $2}'
+  report_usage "$service" "$pid"
   exit $status
+}
+
+# A service's resident memory and CPU time (user + system, from /proc, to the clock tick) so far.
+#   report_usage SERVICE PID
+report_usage() {
+  awk -v s="$1" -v tick="$(getconf CLK_TCK)" '{printf "%s CPU %.2f s", s, ($14 + $15) / tick}' "/proc/$2/stat"
+  ps -o rss= -p "$2" | awk '{printf ", RSS after the run: %.0f MiB\n", $1 / 1024}'
 }
 
 # Waits for a service's /readyz on its port, or shows its log and fails.
@@ -50,7 +65,6 @@ await_ready() {
 if [ "$target" = "document-ocr" ]; then
   RATE="${2:-5}"; DURATION="${3:-60s}"
   python3 scripts/fetch-models.py
-  build_release -q
   IDV_BIND=127.0.0.1:18081 IDV_LOG__FILTER=warn OMP_THREAD_LIMIT=1 \
   IDV_RATE_LIMIT__REQUESTS_PER_SECOND=1000000 IDV_RATE_LIMIT__BURST=1000000 \
   OCR_TESSDATA="$ROOT/.cache/tessdata" "$BIN/document-ocr" >"$WORK/document-ocr.log" 2>&1 &
@@ -126,6 +140,6 @@ RATE="$RATE" DURATION="$DURATION" WRONG="$WRONG" \
   "$VENV/bin/k6" run --quiet --summary-export "$WORK/phone-proof-summary.json" loadtests/phone-proof.js
 status=$?
 set -e
-ps -o rss=,cputime= -p "${pids[1]}" | awk '{printf "phone-proof RSS after the run: %.0f MiB, CPU time %s\n", $1/1024, $2}'
+report_usage phone-proof "${pids[1]}"
 redis-cli --scan --pattern "$PREFIX:*" | xargs -r -n 1000 redis-cli del >/dev/null
 exit $status
