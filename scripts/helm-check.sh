@@ -40,6 +40,11 @@ for d in docs:
                 assert "secretKeyRef" in env[secret]["valueFrom"], f"{secret} from a Secret"
             mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
             assert mounts["/etc/idv/audit"]["readOnly"] is True
+            if c["name"] == "phone-proof":
+                # The key ring as a read-only file, so a rotated Secret reaches the pod and SIGHUP re-reads it.
+                assert "PHONE_SECRET_KEY" not in env, "the ring from a file, not a variable"
+                assert env["PHONE_SECRET_KEY_FILE"]["value"].startswith("/etc/idv/phone/")
+                assert mounts["/etc/idv/phone"]["readOnly"] is True
 print(f"chart ok: {len(docs)} objects ({', '.join(f'{k} {len(v)}' for k, v in sorted(kinds.items()))})")
 PY
 log "the chart refuses to render without the gateway's issuer"

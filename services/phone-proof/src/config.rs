@@ -47,9 +47,14 @@ pub struct Settings {
     pub redis_prefix: String,
     /// Redis connect and response timeout, in milliseconds: a down Redis becomes a fast 503.
     pub redis_timeout_ms: u64,
-    /// The master secret for number hashing and code sealing (≥ 32 bytes, base64 or hex). Unset: a random key
-    /// is created once in `<data_dir>/phone-proof/secret.key` (0600). Replicas sharing Redis must share it.
+    /// The master secrets for number hashing and code sealing, as a ring (≥ 32 bytes each, base64 or hex,
+    /// comma-separated; the first names numbers, the last seals new codes; `challenge::keys`). Fixed until restart.
+    /// Unset, and without `secret_key_file`: a random key is created once in `<data_dir>/phone-proof/secret.key`
+    /// (0600). Replicas sharing Redis must share the ring.
     pub secret_key: Option<Secret>,
+    /// A file holding the ring, one secret per line (e.g. a mounted Kubernetes Secret), re-read on SIGHUP: append
+    /// a secret and signal to rotate.
+    pub secret_key_file: Option<PathBuf>,
     /// How codes leave the service.
     pub sender: SenderSettings,
 }
@@ -77,6 +82,7 @@ impl Default for Settings {
             redis_prefix: "idv:phone".into(),
             redis_timeout_ms: 1000,
             secret_key: None,
+            secret_key_file: None,
             sender: SenderSettings::default(),
         }
     }
@@ -155,6 +161,9 @@ impl Settings {
         }
         if self.block_after_failures == 0 {
             return bad("block_after_failures must be at least 1");
+        }
+        if self.secret_key.is_some() && self.secret_key_file.is_some() {
+            return bad("set secret_key or secret_key_file, not both");
         }
         if self.sender.kind == SenderKind::Webhook
             && (self.sender.webhook_url.is_none() || self.sender.webhook_secrets.is_none())

@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, extract::FromRef};
 use challenge::{
-    code::Keys,
+    keys::{KeySource, Keys},
     service::{PhoneProof, Ports},
 };
 use config::{SenderKind, Settings};
@@ -83,11 +83,21 @@ impl App {
         let clock = overrides.clock.unwrap_or_else(SystemClock::shared);
         let kernel = Arc::new(Kernel::build_with_clock(SERVICE, common, clock.clone()).await?);
         let data_dir = kernel.config().data_dir.clone();
-        let keys = Keys::load(
-            settings.secret_key.as_ref().map(|s| s.expose()),
-            &data_dir.join("phone-proof").join("secret.key"),
-        )
-        .map_err(|e| KernelError::Config(e.to_string()))?;
+        let source = match (&settings.secret_key, &settings.secret_key_file) {
+            (Some(value), _) => KeySource::Value(value.expose().to_owned()),
+            (None, Some(file)) => KeySource::File(file.clone()),
+            (None, None) => KeySource::DataDir(data_dir.join("phone-proof").join("secret.key")),
+        };
+        let keys = Arc::new(Keys::load(source).map_err(|e| KernelError::Config(e.to_string()))?);
+        if keys.reloadable() {
+            let keys = keys.clone();
+            kernel.on_reload(move || match keys.reload() {
+                Ok((secrets, sealing)) => {
+                    tracing::info!(secrets, sealing_key_id = %sealing, "phone-proof keys reloaded")
+                }
+                Err(e) => tracing::error!(error = %e, "phone-proof key reload failed"),
+            });
+        }
         let store: Arc<dyn ChallengeStore> = match &settings.redis_url {
             Some(url) => Arc::new(
                 RedisStore::connect(

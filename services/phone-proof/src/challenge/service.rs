@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{
-    code::{self, Keys},
+    code,
+    keys::Keys,
     model::{Challenge, ChallengeId, Channel, Policy, Status},
     phone::PhoneNumber,
 };
@@ -80,7 +81,7 @@ pub struct PhoneProof {
     kernel: ServicePorts,
     store: Arc<dyn ChallengeStore>,
     sender: Arc<dyn Sender>,
-    keys: Keys,
+    keys: Arc<Keys>,
     policy: Policy,
     code_digits: u32,
     code_ttl_ms: i64,
@@ -95,7 +96,7 @@ pub struct Ports {
     /// Delivery.
     pub sender: Arc<dyn Sender>,
     /// Number-hash and sealing keys.
-    pub keys: Keys,
+    pub keys: Arc<Keys>,
 }
 
 fn ms(secs: u64) -> i64 {

@@ -5,6 +5,7 @@
 mod common_endpoints;
 mod flow;
 mod helpers;
+mod keys;
 mod limits;
 mod redis_ops;
 mod store_model;
