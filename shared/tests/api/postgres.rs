@@ -444,3 +444,53 @@ async fn two_replicas_share_one_chain_and_kill_9_of_one_loses_no_answered_verdic
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_the_database_refuses_fails_the_append_and_commits_nothing() {
+    let db = fresh_chain(&url()).await;
+    let (client, connection) = tokio_postgres::connect(&url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    // A trigger refusing this chain's rows (and no other test's): the INSERT fails inside the writer's
+    // transaction, whose COMMIT is already on its way behind it.
+    let name = format!("refuse_{}", db.chain.replace('-', "_").to_lowercase());
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.chain = '{chain}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER {name} BEFORE INSERT ON audit_ledger FOR EACH ROW EXECUTE FUNCTION {name}();",
+            chain = db.chain
+        ))
+        .await
+        .unwrap();
+    let ledger = Ledger::start(Box::new(db.sink().unwrap()), 16, None).unwrap();
+    let refused = ledger.append(&serde_json::json!({"i": 1})).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(rows(&client, &db.chain).await, 0, "nothing committed");
+
+    client
+        .batch_execute(&format!(
+            "DROP TRIGGER {name} ON audit_ledger; DROP FUNCTION {name}();"
+        ))
+        .await
+        .unwrap();
+    ledger.append(&serde_json::json!({"i": 2})).await.unwrap();
+    ledger.shutdown();
+    assert_eq!(rows(&client, &db.chain).await, 1);
+    assert!(matches!(
+        postgres::verify_chain(&db, &db.chain, None).await.unwrap(),
+        Verification::Intact { entries: 1, .. }
+    ));
+}
+
+async fn rows(client: &tokio_postgres::Client, chain: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT count(*) FROM audit_ledger WHERE chain = $1",
+            &[&chain],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}

@@ -257,10 +257,16 @@ impl PostgresSink {
             return Err(SinkError::Unavailable("no connection".into()));
         };
         // The lock is taken in a statement of its own: the head is read in a later statement, whose snapshot
-        // sees every commit made before the lock was granted.
+        // sees every commit made before the lock was granted. Both are sent at once (pipelined on the one
+        // connection: the server still runs them in order), so the batch waits one round trip, not two; if the
+        // lock fails, the head query fails in the aborted transaction.
+        let params: [&(dyn ToSql + Sync); 1] = [&chain];
         let row = step(timeout, async {
-            conn.client.batch_execute(&begin).await?;
-            conn.client.query_opt(&conn.head, &[&chain]).await
+            let (locked, head) = tokio::join!(
+                conn.client.batch_execute(&begin),
+                conn.client.query_opt(&conn.head, &params)
+            );
+            locked.and(head)
         })
         .await;
         let row = self.reset(row)?;
@@ -330,9 +336,14 @@ impl Sink for PostgresSink {
             return Err(SinkError::Unavailable("no connection".into()));
         };
         let params: [&(dyn ToSql + Sync); 6] = [&chain, &seqs, &prevs, &records, &hashes, &flags];
+        // INSERT and COMMIT pipelined: one round trip. A failed INSERT aborts the transaction, and the COMMIT
+        // behind it then rolls back without an error of its own, so the INSERT's result decides as well.
         let done = step(self.settings.timeout, async {
-            conn.client.execute(&conn.insert, &params).await?;
-            conn.client.batch_execute("COMMIT").await
+            let (inserted, committed) = tokio::join!(
+                conn.client.execute(&conn.insert, &params),
+                conn.client.batch_execute("COMMIT")
+            );
+            inserted.and(committed)
         })
         .await;
         self.reset(done)?;
