@@ -191,25 +191,23 @@ pub async fn observe_middleware(req: Request, next: Next) -> Response {
         None => TraceContext::continue_or_start(req.headers()),
     };
     span.record("trace_id", trace.trace_id.as_str());
-    telemetry::annotate(
-        &span,
-        [
+    telemetry::annotate(&span, || {
+        vec![
             KeyValue::new("http.request.method", method.to_string()),
             KeyValue::new("http.route", route.clone()),
-        ],
-    );
+        ]
+    });
     let mut res =
         telemetry::with_request_span(span.clone(), next.run(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = res.status().as_u16();
     crate::metrics::record_request(&route, method.as_str(), status, elapsed);
-    telemetry::annotate(
-        &span,
-        [KeyValue::new(
+    telemetry::annotate(&span, || {
+        vec![KeyValue::new(
             "http.response.status_code",
             i64::from(status),
-        )],
-    );
+        )]
+    });
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }

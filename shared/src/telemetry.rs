@@ -246,10 +246,11 @@ pub fn continue_trace(span: &Span, headers: &HeaderMap) -> Option<(String, Strin
     })
 }
 
-/// Sets attributes on an exported span (a no-op without export): for values known only once the work is done.
-pub fn annotate(span: &Span, attributes: impl IntoIterator<Item = KeyValue>) {
+/// Sets attributes on an exported span: for values known only once the work is done. Without export it does
+/// nothing, and `attributes` is not even called (no allocation on the request path).
+pub fn annotate(span: &Span, attributes: impl FnOnce() -> Vec<KeyValue>) {
     if exporting() {
-        for kv in attributes {
+        for kv in attributes() {
             span.set_attribute(kv.key, kv.value);
         }
     }
@@ -268,7 +269,7 @@ pub async fn with_request_span<F: Future>(span: Span, fut: F) -> F::Output {
 /// Sets attributes on the current request's server span (a no-op without export or outside a request).
 pub fn annotate_request(attributes: impl FnOnce() -> Vec<KeyValue>) {
     if exporting() {
-        let _ = REQUEST_SPAN.try_with(|span| annotate(span, attributes()));
+        let _ = REQUEST_SPAN.try_with(|span| annotate(span, attributes));
     }
 }
 

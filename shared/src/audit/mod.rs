@@ -279,6 +279,7 @@ impl Auditor {
         self.ledger.backend()
     }
 }
+
 /// The ledger backend's kind (`file`, `postgres`) without its location, for spans.
 fn ledger_kind(backend: &str) -> &str {
     backend.split(':').next().unwrap_or(backend)
