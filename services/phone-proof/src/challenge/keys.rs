@@ -162,11 +162,15 @@ impl std::fmt::Debug for Keys {
     }
 }
 
-fn read(path: &Path) -> Result<String, KeyError> {
-    std::fs::read_to_string(path).map_err(|e| KeyError::File {
+fn file_error(path: &Path, cause: &dyn std::fmt::Display) -> KeyError {
+    KeyError::File {
         path: path.display().to_string(),
-        cause: e.to_string(),
-    })
+        cause: cause.to_string(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, KeyError> {
+    std::fs::read_to_string(path).map_err(|e| file_error(path, &e))
 }
 
 impl Keys {
@@ -188,16 +192,10 @@ impl Keys {
             KeySource::DataDir(path) => {
                 if !path.exists() {
                     let mut master = [0u8; 32];
-                    getrandom::fill(&mut master).map_err(|e| KeyError::File {
-                        path: path.display().to_string(),
-                        cause: e.to_string(),
-                    })?;
+                    getrandom::fill(&mut master).map_err(|e| file_error(&path, &e))?;
                     // Services starting together must end up with one key, not one each: the first wins.
                     write_private(&path, hex::encode(master).as_bytes(), Create::Exclusive)
-                        .map_err(|e| KeyError::File {
-                            path: path.display().to_string(),
-                            cause: e.to_string(),
-                        })?;
+                        .map_err(|e| file_error(&path, &e))?;
                 }
                 (read(&path)?, Some(path))
             }
