@@ -439,14 +439,12 @@ fn check_signature(s: &Session, m: &ModelCommon) -> Result<(), ModelError> {
 /// One run on a grey image, so the first request does not pay for lazy initialisation, and so a model that
 /// loads but cannot run is refused at load time.
 fn warm_up(s: &mut Session, m: &ModelCommon, side: u32) -> Result<(), ModelError> {
-    let n = (3 * side * side) as usize;
-    let data = vec![0.0f32; n];
-    let shape = [1usize, 3, side as usize, side as usize];
+    let data = ndarray::Array4::<f32>::zeros((1, 3, side as usize, side as usize));
     let err = |e: ort::Error| ModelError::Session {
         model: m.name.clone(),
         cause: e.to_string(),
     };
-    let input = TensorRef::from_array_view((shape, data.as_slice())).map_err(err)?;
+    let input = TensorRef::from_array_view(&data).map_err(err)?;
     let outputs = s
         .run(ort::inputs![m.input.name.as_str() => input])
         .map_err(err)?;

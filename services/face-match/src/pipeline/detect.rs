@@ -3,6 +3,7 @@
 //! models: SCRFD's anchors (InsightFace) and CenterFace's centre heatmap.
 
 use image::RgbImage;
+use ndarray::{Array4, ArrayView, Dimension, IntoDimension};
 
 use crate::models::manifest::{DetectorParams, Family, InputSpec};
 
@@ -58,7 +59,7 @@ impl Placement {
 #[derive(Debug)]
 pub struct Letterbox {
     /// 1×3×height×width, normalised.
-    pub tensor: Vec<f32>,
+    pub tensor: Array4<f32>,
     /// Input width (a multiple of 32, at most the manifest's size).
     pub width: usize,
     /// Input height.
@@ -99,9 +100,8 @@ pub fn letterbox(img: &RgbImage, input: &InputSpec, margin: f32) -> Letterbox {
     let scale = nh as f32 / h as f32;
     let (iw, ih) = (cw.div_ceil(32) * 32, ch.div_ceil(32) * 32);
     let (iw, ih) = (iw.min(side), ih.min(side));
-    let plane = iw * ih;
     let pad = (0.0 - input.mean) / input.std;
-    let mut tensor = vec![pad; 3 * plane];
+    let mut tensor = Array4::from_elem((1, 3, ih, iw), pad);
     let order: [usize; 3] = if input.colour == "BGR" {
         [2, 1, 0]
     } else {
@@ -114,14 +114,13 @@ pub fn letterbox(img: &RgbImage, input: &InputSpec, margin: f32) -> Letterbox {
         .collect();
     for y in 0..nh {
         let (y0, y1, fy) = taps((y as f32 + 0.5) * sy - 0.5, h);
-        let row = (y + oy) * iw + ox;
         for (x, &(x0, x1, fx)) in xs.iter().enumerate() {
             for (c, &dst_c) in order.iter().enumerate() {
                 let p = |yy: usize, xx: usize| f32::from(raw[(yy * w + xx) * 3 + c]);
                 let top = p(y0, x0) + (p(y0, x1) - p(y0, x0)) * fx;
                 let bottom = p(y1, x0) + (p(y1, x1) - p(y1, x0)) * fx;
                 let v = top + (bottom - top) * fy;
-                tensor[dst_c * plane + row + x] = (v - input.mean) / input.std;
+                tensor[[0, dst_c, oy + y, ox + x]] = (v - input.mean) / input.std;
             }
         }
     }
@@ -161,8 +160,26 @@ pub fn decode(
     Ok((nms(faces, params.nms_iou), best))
 }
 
+/// An output's values in the shape its family's decoding reads them in. The manifest may declare `[N, 4]` or
+/// `[1, N, 4]` for the same values, so outputs are laid out by their count; any other count is refused.
+fn view<'a, D: Dimension>(
+    stride: usize,
+    output: &str,
+    values: &'a [f32],
+    shape: impl IntoDimension<Dim = D>,
+) -> Result<ArrayView<'a, f32, D>, String> {
+    let shape = shape.into_dimension();
+    let expected = shape.size();
+    ArrayView::from_shape(shape, values).map_err(|_| {
+        format!(
+            "stride {stride}: {output}: expected {expected} values, got {}",
+            values.len()
+        )
+    })
+}
+
 /// SCRFD: per stride, scores, boxes (distances from the anchor centre in strides) and landmarks (offsets in
-/// strides), `anchors_per_location` anchors per feature-map cell.
+/// strides), `anchors_per_location` anchors per feature-map cell, cell by cell in row-major order.
 fn decode_scrfd(
     outputs: &[&[f32]],
     (width, height): (usize, usize),
@@ -178,32 +195,27 @@ fn decode_scrfd(
     let mut best = 0.0f32;
     for (i, &stride) in params.strides.iter().enumerate() {
         let stride = stride as usize;
-        let (fw, fh) = (width / stride, height / stride);
-        let count = fw * fh * anchors;
-        let (scores, boxes, kps) = (outputs[i], outputs[i + n], outputs[i + 2 * n]);
-        if scores.len() != count || boxes.len() != 4 * count || kps.len() != 10 * count {
-            return Err(format!(
-                "stride {stride}: expected {count} anchors, got {} scores, {} box values, {} landmark values",
-                scores.len(),
-                boxes.len(),
-                kps.len()
-            ));
-        }
+        let fw = width / stride;
+        let count = fw * (height / stride) * anchors;
+        let scores = view(stride, "scores", outputs[i], count)?;
+        // Per anchor: left, top, right, bottom.
+        let boxes = view(stride, "boxes", outputs[i + n], (count, 4))?;
+        // Per anchor: five landmarks, each (x, y).
+        let marks = view(stride, "landmarks", outputs[i + 2 * n], (count, 5, 2))?;
         let st = stride as f32;
-        for (k, &score) in scores.iter().enumerate() {
+        for (k, &score) in scores.indexed_iter() {
             best = best.max(score);
             if score < params.score_threshold {
                 continue;
             }
-            let loc = k / anchors;
-            let (cx, cy) = ((loc % fw * stride) as f32, (loc / fw * stride) as f32);
-            let b = &boxes[4 * k..4 * k + 4];
-            let [x1, y1] = placement.source(cx - b[0] * st, cy - b[1] * st);
-            let [x2, y2] = placement.source(cx + b[2] * st, cy + b[3] * st);
-            let p = &kps[10 * k..10 * k + 10];
+            let cell = k / anchors;
+            let (cx, cy) = ((cell % fw * stride) as f32, (cell / fw * stride) as f32);
+            let b = |j: usize| boxes[[k, j]] * st;
+            let [x1, y1] = placement.source(cx - b(0), cy - b(1));
+            let [x2, y2] = placement.source(cx + b(2), cy + b(3));
             let mut landmarks = [[0.0f32; 2]; 5];
             for (j, l) in landmarks.iter_mut().enumerate() {
-                *l = placement.source(cx + p[2 * j] * st, cy + p[2 * j + 1] * st);
+                *l = placement.source(cx + marks[[k, j, 0]] * st, cy + marks[[k, j, 1]] * st);
             }
             faces.push(Face {
                 bbox: [x1, y1, x2, y2],
@@ -229,35 +241,31 @@ fn decode_centerface(
     };
     let stride = params.strides.first().copied().unwrap_or(4).max(1) as usize;
     let (fw, fh) = (width / stride, height / stride);
-    let n = fw * fh;
-    if heat.len() != n || size.len() != 2 * n || offset.len() != 2 * n || marks.len() != 10 * n {
-        return Err(format!(
-            "stride {stride}: expected {n} cells, got {} heatmap, {} scale, {} offset, {} landmark values",
-            heat.len(),
-            size.len(),
-            offset.len(),
-            marks.len()
-        ));
-    }
+    let heat = view(stride, "heatmap", heat, (fh, fw))?;
+    // Channels: log height, log width.
+    let size = view(stride, "scale", size, (2, fh, fw))?;
+    // Channels: y, x.
+    let offset = view(stride, "offset", offset, (2, fh, fw))?;
+    // Channels: landmark j's y at 2j, its x at 2j + 1.
+    let marks = view(stride, "landmarks", marks, (5, 2, fh, fw))?;
     let st = stride as f32;
     let mut faces = Vec::new();
     let mut best = 0.0f32;
-    for (k, &score) in heat.iter().enumerate() {
+    for ((gy, gx), &score) in heat.indexed_iter() {
         best = best.max(score);
         if score < params.score_threshold {
             continue;
         }
-        let (gx, gy) = ((k % fw) as f32, (k / fw) as f32);
-        let (bh, bw) = (size[k].exp() * st, size[n + k].exp() * st);
-        let (oy, ox) = (offset[k], offset[n + k]);
-        let x1 = (gx + ox + 0.5) * st - bw / 2.0;
-        let y1 = (gy + oy + 0.5) * st - bh / 2.0;
+        let (bh, bw) = (size[[0, gy, gx]].exp() * st, size[[1, gy, gx]].exp() * st);
+        let (oy, ox) = (offset[[0, gy, gx]], offset[[1, gy, gx]]);
+        let x1 = (gx as f32 + ox + 0.5) * st - bw / 2.0;
+        let y1 = (gy as f32 + oy + 0.5) * st - bh / 2.0;
         if !(x1.is_finite() && y1.is_finite() && bw.is_finite() && bh.is_finite()) {
             continue;
         }
         let mut landmarks = [[0.0f32; 2]; 5];
         for (j, l) in landmarks.iter_mut().enumerate() {
-            let (my, mx) = (marks[2 * j * n + k], marks[(2 * j + 1) * n + k]);
+            let (my, mx) = (marks[[j, 0, gy, gx]], marks[[j, 1, gy, gx]]);
             *l = placement.source(x1 + mx * bw, y1 + my * bh);
         }
         let [a, b] = placement.source(x1, y1);
@@ -345,7 +353,7 @@ mod tests {
         );
         assert_eq!(lb.tensor.len(), 3 * 320 * 640);
         assert!(
-            (lb.tensor[0] - (255.0 - 127.5) / 128.0).abs() < 1e-6,
+            (lb.tensor[[0, 0, 0, 0]] - (255.0 - 127.5) / 128.0).abs() < 1e-6,
             "red channel first"
         );
         let odd = letterbox(&RgbImage::new(1000, 700), &input, 0.0);
@@ -364,7 +372,7 @@ mod tests {
                 origin: [80.0, 160.0]
             }
         );
-        let at = |x: usize, y: usize| framed.tensor[y * 320 + x];
+        let at = |x: usize, y: usize| framed.tensor[[0, 0, y, x]];
         let black = (0.0 - 127.5) / 128.0;
         assert_eq!((at(79, 300), at(80, 159)), (black, black));
         assert!((at(80, 160) - (255.0 - 127.5) / 128.0).abs() < 1e-6);

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use idv_shared::imaging::{DecodeError, DecodeLimits, decode_rgb};
 use image::RgbImage;
+use ndarray::Array4;
 use ort::{session::Session, value::TensorRef};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -224,8 +225,7 @@ fn detect_framed(
 ) -> Result<(Vec<Face>, f32, Duration), PipelineError> {
     let spec = &manifest.detector;
     let lb = detect::letterbox(image, &spec.common.input, margin);
-    let shape = [1usize, 3, lb.height, lb.width];
-    let input = TensorRef::from_array_view((shape, lb.tensor.as_slice())).map_err(inference)?;
+    let input = TensorRef::from_array_view(&lb.tensor).map_err(inference)?;
     let t = Instant::now();
     let outputs = session
         .run(ort::inputs![spec.common.input.name.as_str() => input])
@@ -258,21 +258,18 @@ pub fn embed(
     crop: &RgbImage,
 ) -> Result<(Vec<f32>, Duration), PipelineError> {
     let input = &manifest.embedder.common.input;
-    let side = crop.width() as usize;
-    let plane = side * side;
-    let mut tensor = vec![0.0f32; 3 * plane];
+    // The image's channel for each of the tensor's (the swap is its own inverse).
     let order: [usize; 3] = if input.colour == "BGR" {
         [2, 1, 0]
     } else {
         [0, 1, 2]
     };
-    for (i, p) in crop.pixels().enumerate() {
-        for (c, &dst) in order.iter().enumerate() {
-            tensor[dst * plane + i] = (f32::from(p[c]) - input.mean) / input.std;
-        }
-    }
-    let value = TensorRef::from_array_view(([1usize, 3, side, side], tensor.as_slice()))
-        .map_err(inference)?;
+    let (w, h) = (crop.width() as usize, crop.height() as usize);
+    let raw = crop.as_raw();
+    let tensor = Array4::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
+        (f32::from(raw[(y * w + x) * 3 + order[c]]) - input.mean) / input.std
+    });
+    let value = TensorRef::from_array_view(&tensor).map_err(inference)?;
     let t = Instant::now();
     let outputs = session
         .run(ort::inputs![input.name.as_str() => value])
