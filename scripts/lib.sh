@@ -86,7 +86,7 @@ ensure_postgres() {
     mkdir -p "$CACHE/postgres"; chown -R postgres "$CACHE/postgres"
     if [ ! -f "$data/PG_VERSION" ]; then
       log "creating a PostgreSQL cluster in $data"
-      su postgres -c "$bin/initdb -q -A trust -U postgres -D '$data'"
+      su postgres -c "$bin/initdb -A trust -U postgres -D '$data'" >/dev/null
     fi
     log "starting PostgreSQL"
     su postgres -c "$bin/pg_ctl -s -w -D '$data' -l '$CACHE/postgres/log' \
