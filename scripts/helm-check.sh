@@ -31,6 +31,9 @@ for d in docs:
         assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"]
         env = {e["name"]: e for e in c.get("env", [])}
+        # The database's CA bundle (ci-values sets ledger.caConfigMap) where the ledger URL is used.
+        ca = {m["mountPath"]: m for m in c["volumeMounts"]}.get("/etc/idv/postgres-ca")
+        assert ca and ca["readOnly"] is True, f"{d['metadata']['name']}: the PostgreSQL CA mounted read-only"
         if d["kind"] == "Deployment":
             assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"

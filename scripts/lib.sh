@@ -95,6 +95,8 @@ ensure_postgres() {
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'idv_test'" \
     | grep -q 1 || psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE idv_test"
   export IDV_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/idv_test"
+  # The ledger's TLS test makes its CA and certificates with the openssl command.
+  command -v openssl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null; }
 }
 
 # Tesseract 5 with its headers and clang (the `tesseract` crate binds them at build time) and the OCR-B font

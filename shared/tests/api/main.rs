@@ -8,6 +8,7 @@ mod auth;
 mod gateway_keys;
 mod helpers;
 mod postgres;
+mod postgres_tls;
 mod problems;
 mod residency;
 mod shared_limits;

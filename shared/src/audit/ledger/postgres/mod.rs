@@ -10,13 +10,17 @@
 //!
 //! The writer owns one connection, which is all a single writer can use; it reconnects after any error, and
 //! every step has a deadline, so a database that is down answers `store_unavailable` in time instead of hanging
-//! a verdict. TLS to the database is not built in: run it on a trusted network or through a TLS sidecar.
+//! a verdict. The URL's `sslmode` and `sslrootcert` choose TLS, which always verifies the server (see [`tls`]).
+
+mod tls;
 
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
 use tokio_postgres::{Client, NoTls, Statement, types::ToSql};
+
+use tls::Transport;
 
 use super::{ChainHead, Entry, LedgerError, Sink, SinkError, Tip, format_line};
 use crate::{
@@ -28,7 +32,7 @@ use crate::{
 };
 
 /// The schema: the table, its append-only triggers and the writer role.
-pub const MIGRATION: &str = include_str!("../../../migrations/postgres/0001_audit_ledger.sql");
+pub const MIGRATION: &str = include_str!("../../../../migrations/postgres/0001_audit_ledger.sql");
 
 /// Where a PostgreSQL ledger lives and which chain a service appends to.
 #[derive(Debug, Clone)]
@@ -42,30 +46,37 @@ pub struct PostgresLedger {
 }
 
 impl PostgresLedger {
-    fn config(&self) -> Result<tokio_postgres::Config, LedgerError> {
-        let mut config: tokio_postgres::Config = self.url.expose().parse().map_err(|_| {
-            LedgerError::Config("the ledger's PostgreSQL URL does not parse".into())
-        })?;
-        config
+    /// The connection settings and transport. Read again at each connect, so a CA bundle replaced on disk
+    /// (a rotated Kubernetes Secret) is trusted from the next connection on.
+    fn config(&self) -> Result<tls::Target, LedgerError> {
+        let mut target = tls::target(self.url.expose()).map_err(LedgerError::Config)?;
+        target
+            .config
             .connect_timeout(self.timeout)
             .keepalives(true)
             .application_name("idv-audit-ledger");
-        Ok(config)
+        Ok(target)
     }
 
     /// Connects once, with the deadline.
     pub async fn connect(&self) -> Result<Client, LedgerError> {
-        let config = self.config()?;
-        let (client, connection) = tokio::time::timeout(self.timeout, config.connect(NoTls))
+        let tls::Target { config, transport } = self.config()?;
+        let connecting = async {
+            match transport {
+                Transport::Plain => config.connect(NoTls).await.map(|(client, connection)| {
+                    tokio::spawn(drive(connection));
+                    client
+                }),
+                Transport::Tls(tls) => config.connect(tls).await.map(|(client, connection)| {
+                    tokio::spawn(drive(connection));
+                    client
+                }),
+            }
+        };
+        tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| LedgerError::Unavailable("connect timed out".into()))?
-            .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "ledger database connection closed");
-            }
-        });
-        Ok(client)
+            .map_err(|e| LedgerError::Unavailable(connect_error(&e)))
     }
 
     /// A sink appending to this chain. Connects on first use, so a service starts while its database is down
@@ -78,6 +89,22 @@ impl PostgresLedger {
             lock_key: lock_key(&self.chain),
             last: None,
         })
+    }
+}
+
+/// Runs a connection until it closes.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "ledger database connection closed");
+    }
+}
+
+/// Why a connection failed, with the TLS cause where there is one (tokio-postgres's own message is only
+/// "error performing TLS handshake").
+fn connect_error(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }
 
