@@ -162,9 +162,8 @@ async fn serve() -> Bench {
     // Load generation is not what is measured here.
     config.rate_limit.requests_per_second = 1_000_000.0;
     config.rate_limit.burst = 1_000_000.0;
-    if testkit::bench_ledger_from_env(&mut config, SERVICE).await {
-        eprintln!("ledger in PostgreSQL, rate limits in Redis");
-    }
+    let backends = testkit::bench_ledger_from_env(&mut config, SERVICE).await;
+    eprintln!("{backends}");
     let app = App::build(config, settings()).await.unwrap();
     let kernel = app.state.kernel.clone();
     let (router, _) = app.router();

@@ -4,7 +4,8 @@
 //!
 //! `cargo bench -p phone-proof --bench verify` (needs Redis on 127.0.0.1:6379 or `IDV_TEST_REDIS_URL`). With
 //! `IDV_BENCH_LEDGER_URL=postgres://…` the ledger is kept in PostgreSQL (migrated first) instead of the disk,
-//! and shared rate limits go through the same Redis, as replicas run.
+//! and shared rate limits go through the same Redis, as replicas run; `IDV_BENCH_LIMITS=memory|redis` chooses
+//! the limiter on its own (see `testkit::bench_ledger_from_env`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -31,9 +32,8 @@ async fn main() {
     config.log.filter = "error".into();
     config.rate_limit.requests_per_second = 1e9;
     config.rate_limit.burst = 1e9;
-    if testkit::bench_ledger_from_env(&mut config, SERVICE).await {
-        eprintln!("ledger in PostgreSQL, rate limits in Redis");
-    }
+    let backends = testkit::bench_ledger_from_env(&mut config, SERVICE).await;
+    eprintln!("{backends}");
     let settings = Settings {
         redis_url: Some(Secret::new(
             std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),

@@ -58,26 +58,42 @@ pub fn test_config(service: ServiceName, data_dir: &Path) -> CommonConfig {
     config
 }
 
-/// For benchmarks run as replicas run: with `IDV_BENCH_LEDGER_URL=postgres://…` set, the ledger goes to
-/// PostgreSQL (a fresh chain, the table migrated first) and rate limits through Redis (`IDV_TEST_REDIS_URL`,
-/// default `redis://127.0.0.1:6379`, a fresh prefix). Returns whether it did; without the variable the
-/// configuration is left as it is (the ledger on the local disk, limits in memory).
-pub async fn bench_ledger_from_env(config: &mut CommonConfig, service: ServiceName) -> bool {
-    let Ok(url) = std::env::var("IDV_BENCH_LEDGER_URL") else {
-        return false;
+/// For benchmarks run as replicas run, each shared backend chosen on its own so its cost can be told apart:
+/// with `IDV_BENCH_LEDGER_URL=postgres://…` the ledger goes to PostgreSQL (a fresh chain, the table migrated
+/// first); with `IDV_BENCH_LIMITS=redis` rate limits go through Redis (`IDV_TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`, a fresh prefix), `memory` keeps them in the process. `IDV_BENCH_LIMITS` unset
+/// follows the ledger: Redis with PostgreSQL, as replicas run. Returns a label of what it chose (`file, memory`
+/// when neither variable is set: the configuration as it was).
+pub async fn bench_ledger_from_env(config: &mut CommonConfig, service: ServiceName) -> String {
+    let ledger = std::env::var("IDV_BENCH_LEDGER_URL").ok();
+    let redis_limits = match std::env::var("IDV_BENCH_LIMITS").as_deref() {
+        Ok("redis") => true,
+        Ok("memory") => false,
+        Ok(other) => panic!("IDV_BENCH_LIMITS must be redis or memory, not {other}"),
+        Err(_) => ledger.is_some(),
     };
-    config.audit.ledger_url = Some(Secret::new(url));
-    config.audit.ledger_chain = Some(format!("bench-{}", ulid::Ulid::new()));
-    if let crate::audit::LedgerTarget::Postgres(pg) = config.ledger_target(service) {
-        crate::audit::ledger::postgres::migrate(&pg)
-            .await
-            .expect("migrate the PostgreSQL ledger");
+    if let Some(url) = &ledger {
+        config.audit.ledger_url = Some(Secret::new(url.as_str()));
+        config.audit.ledger_chain = Some(format!("bench-{}", ulid::Ulid::new()));
+        if let crate::audit::LedgerTarget::Postgres(pg) = config.ledger_target(service) {
+            crate::audit::ledger::postgres::migrate(&pg)
+                .await
+                .expect("migrate the PostgreSQL ledger");
+        }
     }
-    config.rate_limit.redis_url = Some(Secret::new(
-        std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-    ));
-    config.rate_limit.redis_prefix = format!("idvbench:rl:{}", ulid::Ulid::new());
-    true
+    if redis_limits {
+        config.rate_limit.redis_url = Some(Secret::new(
+            std::env::var("IDV_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        ));
+        config.rate_limit.redis_prefix = format!("idvbench:rl:{}", ulid::Ulid::new());
+    }
+    let ledger = if ledger.is_some() {
+        "PostgreSQL"
+    } else {
+        "a file"
+    };
+    let limits = if redis_limits { "Redis" } else { "memory" };
+    format!("ledger in {ledger}, rate limits in {limits}")
 }
 
 /// Points `eu` and `us` at folders under the data dir (`<data_dir>/artifacts/<region>`), for tests where
