@@ -11,18 +11,18 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_cargo_tools
-export IDV_ADVISORY_DBS="$CACHE/advisory-dbs"   # deny.toml's db-path
+DBS="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"   # cargo-deny's default db-path
 if [ $# -eq 0 ]; then
   log "fetching the advisory database"
   cargo deny fetch db
 else
   # cargo-deny (0.20) keeps the default database's clone in advisory-db-<hash of its URL>: a clone of DATABASE
-  # goes there, and the check below runs offline.
-  dest="$IDV_ADVISORY_DBS/advisory-db-3157b0e258782691"
+  # goes there (in place of the one fetched from GitHub, if any), and the check below runs offline.
+  dest="$DBS/advisory-db-3157b0e258782691"
   log "advisory database from $1"
-  rm -rf "$dest"; mkdir -p "$IDV_ADVISORY_DBS"
+  rm -rf "$dest"; mkdir -p "$DBS"
   git clone -q "$1" "$dest"
 fi
-git -C "$IDV_ADVISORY_DBS"/advisory-db-* log -1 --format='advisory database at %h, committed %cs'
+git -C "$DBS"/advisory-db-3157b0e258782691 log -1 --format='advisory database at %h, committed %cs'
 log "cargo deny check advisories"
 cargo deny --offline check advisories
