@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 use sha2::{Digest, Sha256};
-use tokio_postgres::{Client, NoTls, Statement, types::ToSql};
+use tokio_postgres::{Client, NoTls, Socket, Statement, tls::MakeTlsConnect, types::ToSql};
 
 use tls::Transport;
 
@@ -63,14 +63,8 @@ impl PostgresLedger {
         let tls::Target { config, transport } = self.config()?;
         let connecting = async {
             match transport {
-                Transport::Plain => config.connect(NoTls).await.map(|(client, connection)| {
-                    tokio::spawn(drive(connection));
-                    client
-                }),
-                Transport::Tls(tls) => config.connect(tls).await.map(|(client, connection)| {
-                    tokio::spawn(drive(connection));
-                    client
-                }),
+                Transport::Plain => open(&config, NoTls).await,
+                Transport::Tls(tls) => open(&config, tls).await,
             }
         };
         tokio::time::timeout(self.timeout, connecting)
@@ -92,11 +86,19 @@ impl PostgresLedger {
     }
 }
 
-/// Runs a connection until it closes.
-async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
-    if let Err(e) = connection.await {
-        tracing::warn!(error = %e, "ledger database connection closed");
-    }
+/// Connects over `tls` and runs the connection on its own task until it closes.
+async fn open<T>(config: &tokio_postgres::Config, tls: T) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "ledger database connection closed");
+        }
+    });
+    Ok(client)
 }
 
 /// Why a connection failed, with the TLS cause where there is one (tokio-postgres's own message is only

@@ -39,17 +39,7 @@ pub(super) enum Transport {
     Tls(Rustls),
 }
 
-impl std::fmt::Debug for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Plain => "Plain",
-            Self::Tls(_) => "Tls",
-        })
-    }
-}
-
 /// A ledger URL split into what tokio-postgres reads and how to reach the server.
-#[derive(Debug)]
 pub(super) struct Target {
     /// The connection settings, with `sslmode` as tokio-postgres knows it and libpq's TLS options removed.
     pub config: tokio_postgres::Config,
@@ -267,13 +257,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
 mod tests {
     use super::*;
 
-    fn split(url: &str) -> Result<(String, Asked), String> {
-        split_tls(url)
-    }
-
     #[test]
     fn libpq_modes_map_to_verified_tls_or_the_clear() {
-        let plain = |u: &str| split(u).map(|(rest, a)| (rest, a.tls));
+        let plain = |u: &str| split_tls(u).map(|(rest, a)| (rest, a.tls));
         assert_eq!(
             plain("postgres://u@db/x"),
             Ok(("postgres://u@db/x?sslmode=disable".into(), false))
@@ -286,7 +272,7 @@ mod tests {
             ))
         );
         for mode in ["require", "verify-ca", "verify-full"] {
-            let (rest, asked) = split(&format!(
+            let (rest, asked) = split_tls(&format!(
                 "postgres://u:p@db:5432/x?sslmode={mode}&sslrootcert=%2Fetc%2Fca.pem"
             ))
             .unwrap_or_default();
@@ -300,7 +286,7 @@ mod tests {
             );
         }
         let (_, system) =
-            split("postgres://db/x?sslmode=verify-full&sslrootcert=system").unwrap_or_default();
+            split_tls("postgres://db/x?sslmode=verify-full&sslrootcert=system").unwrap_or_default();
         assert_eq!(system.roots, None);
     }
 
@@ -312,7 +298,7 @@ mod tests {
             "postgres://u:hunter2@db/x?sslmode=require&sslcert=/c.pem",
             "postgres://u:hunter2@db/x?sslmode=require&sslrootcert=%zz",
         ] {
-            let err = split(url).err().unwrap_or_default();
+            let err = split_tls(url).err().unwrap_or_default();
             assert!(!err.is_empty(), "{url} is refused");
             assert!(!err.contains("hunter2"), "{err}");
         }
