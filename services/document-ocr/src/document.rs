@@ -459,12 +459,14 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         .any(|c| c.field == "issuing_state" || c.field == "nationality");
     let sound =
         m.unknown_countries.is_empty() && !country_repaired && r.confidence >= min_confidence;
-    // A letter-and-digit field whose check no misread explains, on a reading with no other doubt, was changed
-    // after its check digit was computed: doubt about one of its characters does not excuse it.
+    // A check no misread explains, on a reading with no other doubt, was broken by a change after its digit was
+    // computed: doubt about the characters it covers does not excuse it, since its search weighed them. Doubt in
+    // the names does not either: no check covers them, so their misreads cannot be why a check fails.
     let covered = |f: &String| {
-        m.unexplained_checks
-            .iter()
-            .any(|c| c.field() == Some(f.as_str()))
+        matches!(f.as_str(), "surname" | "given_names")
+            || m.unexplained_checks
+                .iter()
+                .any(|c| c.covers().contains(&f.as_str()))
     };
     let altered = failed.iter().any(|c| unexplained(c))
         && m.corrections.is_empty()
@@ -535,14 +537,24 @@ mod tests {
         doubt: Option<(usize, usize, u8)>,
         confidence: f64,
     ) -> reader::Scan {
+        read_with_doubts(&lines, doubt.as_slice(), confidence)
+    }
+
+    /// `lines` read with certainty but at each `(line, column, alternative)`: there the character read is
+    /// doubtful (0.6) and the alternative weighed (0.3).
+    fn read_with_doubts(
+        lines: &[&str],
+        doubts: &[(usize, usize, u8)],
+        confidence: f64,
+    ) -> reader::Scan {
         let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
         let mut glyphs: Vec<Vec<crate::mrz::Glyph>> = lines
             .iter()
             .map(|l| l.bytes().map(crate::mrz::Glyph::certain).collect())
             .collect();
-        if let Some((l, c, alt)) = doubt {
-            glyphs[l][c].conf = 0.6;
-            glyphs[l][c].alternatives = vec![(alt, 0.3)];
+        for (l, c, alt) in doubts {
+            glyphs[*l][*c].conf = 0.6;
+            glyphs[*l][*c].alternatives = vec![(*alt, 0.3)];
         }
         let mrz = crate::mrz::parse_read(&glyphs, today).unwrap_or_else(|e| panic!("{e}"));
         reader::Scan::Read(Box::new(reader::Reading {
@@ -589,6 +601,66 @@ mod tests {
         assert_eq!(judged("D23195890", None, 0.5).0, Outcome::Review);
         // The genuine number passes.
         assert_eq!(judged("D23145890", None, 0.9).0, Outcome::Pass);
+    }
+
+    #[test]
+    fn a_doubtful_name_does_not_excuse_a_number_no_misread_explains() {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        let l = td1("D23195890");
+        let judged = |doubts: &[(usize, usize, u8)]| {
+            judge(
+                read_with_doubts(&[&l[0], &l[1], &l[2]], doubts, 0.9),
+                &query(),
+                today,
+                0.7,
+            )
+        };
+        // The number's doubtful 2 could be a Z, which would not make its check hold; the name's doubtful R could
+        // be a P, but no check covers the names, so that doubt cannot be why the number fails.
+        let (outcome, _, reasons, result) = judged(&[(0, 6, b'Z'), (2, 1, b'P')]);
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        assert!(result.uncertain_fields.contains(&"surname".to_owned()));
+        // Doubt in a field no failing check covers (the document code) still holds the verdict for review.
+        let (outcome, _, reasons, _) = judged(&[(0, 6, b'Z'), (0, 0, b'A')]);
+        assert_eq!(outcome, Outcome::Review, "{reasons:?}");
+    }
+
+    /// ICAO's TD2 specimen with optional data `AB12345`, its composite check digit 2 (computed for it).
+    fn td2(number: &str, optional: &str) -> [String; 2] {
+        [
+            "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<".into(),
+            format!("{number}7UTO7408122F1204159{optional}2"),
+        ]
+    }
+
+    #[test]
+    fn forged_optional_data_fails_on_the_composite_when_the_numbers_misread_is_explained() {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        let judged = |optional: &str| {
+            let l = td2("D2314589O", optional);
+            // The number's last 0 read as a doubtful O, 0 weighed: its check fails until that is undone.
+            judge(
+                read_with_doubts(&[&l[0], &l[1]], &[(1, 8, b'0')], 0.9),
+                &query(),
+                today,
+                0.7,
+            )
+        };
+        // TD2's optional data has no check digit of its own, only the composite's: with the O read as 0 the
+        // number holds but the composite does not, and no misread explains both. A forger changed 2 to 9.
+        let (outcome, _, reasons, _) = judged("AB19345");
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        // The printed optional data: the O read as 0 makes both hold, so the image is doubtful, not the document.
+        let (outcome, _, reasons, _) = judged("AB12345");
+        assert_eq!(outcome, Outcome::Review, "{reasons:?}");
+        let l = td2("D23145890", "AB12345");
+        let (outcome, _, reasons, _) = judge(
+            read_with_doubts(&[&l[0], &l[1]], &[], 0.9),
+            &query(),
+            today,
+            0.7,
+        );
+        assert_eq!(outcome, Outcome::Pass, "{reasons:?}");
     }
 
     #[test]

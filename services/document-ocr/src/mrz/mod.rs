@@ -76,6 +76,22 @@ impl Checked {
             Self::Composite => None,
         }
     }
+
+    /// The result fields whose characters the check covers: a misread in any of them can make it fail.
+    pub fn covers(self) -> &'static [&'static str] {
+        match self {
+            Self::DocumentNumber => &["document_number"],
+            Self::BirthDate => &["birth_date"],
+            Self::ExpiryDate => &["expiry_date"],
+            Self::OptionalData => &["optional_data"],
+            Self::Composite => &[
+                "document_number",
+                "birth_date",
+                "expiry_date",
+                "optional_data",
+            ],
+        }
+    }
 }
 
 /// One check digit and whether it holds.
@@ -169,9 +185,10 @@ pub struct Mrz {
     pub uncertain: Vec<String>,
     /// Checks that fail on a doubtful reading: they may fail because of the image, not the document.
     pub doubtful_checks: Vec<Checked>,
-    /// Of those, the checks of letter-and-digit fields that no misread explains: no option of the doubtful
-    /// characters and no look-alike swap makes them hold (see `repair`). Evidence of an altered document when
-    /// the rest of the reading is sound.
+    /// Of those, the checks of letter-and-digit fields, and the composite, that no misread explains: no option
+    /// of the doubtful characters, with at most one look-alike swap, makes them hold (for the composite, together
+    /// with every field check it covers; see `repair`). Evidence of an altered document when the rest of the
+    /// reading is sound.
     pub unexplained_checks: Vec<Checked>,
     /// The lowest confidence of a letter of the names (fillers aside), 0–1: how much the names, which no check
     /// digit protects, rest on OCR alone.
@@ -252,7 +269,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
         let holds = check::holds(&data, digit);
         if !holds && (doubtful(at) || covers.iter().any(|s| doubtful(*s))) {
             doubtful_checks.push(field);
-            if field.field().is_some_and(|f| unexplained.contains(&f)) {
+            if unexplained.contains(&field) {
                 unexplained_checks.push(field);
             }
         }

@@ -15,8 +15,10 @@
 //! Country codes are confirmed by the list of codes, never changed to fit it. What stays doubtful afterwards is
 //! reported, so the verdict can tell "cannot read" from "invalid".
 
+use std::collections::BTreeMap;
+
 use super::{
-    Correction, Glyph, check, country,
+    Checked, Correction, Glyph, check, country,
     layout::{Layout, MrzFormat, Span},
 };
 
@@ -142,7 +144,11 @@ pub struct Settler<'a> {
     /// Positions still doubtful.
     doubt: Vec<Vec<bool>>,
     out: Vec<Correction>,
-    unexplained: Vec<&'static str>,
+    unexplained: Vec<Checked>,
+    /// The options each position was last read with (see [`Settler::options_below`]), for the composite check.
+    seen: BTreeMap<Pos, Vec<(u8, f32)>>,
+    /// Each field check settled so far: its positions (the check digit last) and whether it is a date.
+    checks: Vec<(Vec<Pos>, bool)>,
     /// Look-alikes this page's recognisers confused where the field's class leaves no choice (see
     /// [`confusions`]): (read, printed).
     confused: Vec<(u8, u8)>,
@@ -155,9 +161,9 @@ pub struct Settled {
     pub corrections: Vec<Correction>,
     /// Positions still doubtful afterwards.
     pub doubt: Vec<Vec<bool>>,
-    /// Fields of letters and digits whose check digit fails although no misread explains it (see
-    /// `Settler::explained`): the characters are what is printed as far as OCR can tell.
-    pub unexplained: Vec<&'static str>,
+    /// Checks of letters and digits that fail although no misread explains them (see [`explained`]): the
+    /// characters are what is printed as far as OCR can tell.
+    pub unexplained: Vec<Checked>,
 }
 
 impl<'a> Settler<'a> {
@@ -169,6 +175,8 @@ impl<'a> Settler<'a> {
             doubt,
             out: Vec::new(),
             unexplained: Vec::new(),
+            seen: BTreeMap::new(),
+            checks: Vec::new(),
             confused,
         }
     }
@@ -277,6 +285,7 @@ impl<'a> Settler<'a> {
         if opts.is_empty() {
             opts.push((read, 0.01));
         }
+        self.seen.insert(at, opts.clone());
         opts
     }
 
@@ -333,9 +342,11 @@ impl<'a> Settler<'a> {
 
     /// A field and its check digit: kept when the reading holds, repaired when one clearly most likely reading
     /// of its doubtful characters holds, left as read (and doubtful where it is) otherwise.
-    fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, field: &'static str, date: bool) {
+    fn checked(&mut self, data: &[Pos], digit: Pos, class: Class, kind: Checked, date: bool) {
+        let field = kind.field().unwrap_or("composite");
         let mut at: Vec<Pos> = data.to_vec();
         at.push(digit);
+        self.checks.push((at.clone(), date));
         let n = data.len();
         let class_at = |i: usize| if i == n { Class::CheckDigit } else { class };
         let options: Vec<Vec<(u8, f32)>> = at
@@ -347,8 +358,9 @@ impl<'a> Settler<'a> {
             check::holds(&chars[..n], chars[n]) && (!date || valid_date(&chars[..n]))
         };
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
-        if class == Class::Any && !holds(&read) && !explained(&read, &options, &holds) {
-            self.unexplained.push(field);
+        let classes: Vec<Class> = (0..at.len()).map(class_at).collect();
+        if class == Class::Any && !holds(&read) && !explained(&read, &classes, &options, &holds) {
+            self.unexplained.push(kind);
         }
         // The check digit confirms a reading only when that reading is clearly the most likely of all the
         // combinations of its doubtful characters that hold: two misreads can cancel out in the weighted sum.
@@ -401,6 +413,63 @@ impl<'a> Settler<'a> {
         }
     }
 
+    /// Whether a misread could be why the composite check over `at` (its digit at `digit`) fails, as
+    /// [`explained`] asks it of a field, except that the reading found must also hold every field check the
+    /// composite covers: the truth holds them all. The composite is the only check over TD1's and TD2's optional
+    /// data, so this is what tells a forgery there from a misread elsewhere in the line. (It adds nothing on the
+    /// document number, which it weighs as the number's own check does.)
+    fn composite_explained(&self, at: &[Pos], digit: Pos, layout: &Layout) -> bool {
+        let mut all: Vec<Pos> = at.to_vec();
+        all.push(digit);
+        let index: BTreeMap<Pos, usize> = all.iter().enumerate().map(|(i, p)| (*p, i)).collect();
+        let read: Vec<u8> = all.iter().map(|(l, c)| self.rows[*l][*c]).collect();
+        let options: Vec<Vec<(u8, f32)>> = all
+            .iter()
+            .zip(&read)
+            .map(|(p, r)| self.seen.get(p).cloned().unwrap_or_else(|| vec![(*r, 1.0)]))
+            .collect();
+        let dates: Vec<Pos> = positions(layout.birth)
+            .chain(positions(layout.expiry))
+            .collect();
+        let digits: Vec<Pos> = self
+            .checks
+            .iter()
+            .filter_map(|(c, _)| c.last().copied())
+            .collect();
+        let classes: Vec<Class> = all
+            .iter()
+            .map(|p| {
+                if *p == digit || digits.contains(p) {
+                    Class::CheckDigit
+                } else if dates.contains(p) {
+                    Class::Digits
+                } else {
+                    Class::Any
+                }
+            })
+            .collect();
+        // The field checks wholly inside the composite, as indices into its characters.
+        let fields: Vec<(Vec<usize>, bool)> = self
+            .checks
+            .iter()
+            .filter_map(|(c, date)| {
+                let at: Option<Vec<usize>> = c.iter().map(|p| index.get(p).copied()).collect();
+                Some((at?, *date))
+            })
+            .collect();
+        let n = at.len();
+        let holds = |chars: &[u8]| {
+            check::holds(&chars[..n], chars[n])
+                && fields.iter().all(|(idx, date)| {
+                    let v: Vec<u8> = idx.iter().map(|i| chars[*i]).collect();
+                    v.split_last().is_some_and(|(k, data)| {
+                        check::holds(data, *k) && (!date || valid_date(data))
+                    })
+                })
+        };
+        explained(&read, &classes, &options, &holds)
+    }
+
     /// A country code: confirmed when known and no other known code is among its doubtful characters' options.
     /// A character no code can hold (a digit) is read as its letter look-alike by the field's type, as in a name;
     /// nothing else changes. An unknown code stays as read: measured on phone captures, codes the list alone
@@ -431,18 +500,24 @@ impl<'a> Settler<'a> {
     }
 }
 
-/// Whether a misread could be why `read` (a field's characters and, last, its check digit) fails its check: some
-/// combination of its doubtful characters' options holds, or one look-alike swapped anywhere in it (`O` for
-/// `0`, `B` for `8`, …, even where OCR was sure) does. Neither: the characters are what is printed as far as OCR
-/// can tell, and the failing check speaks of the document, not of the image (a forger changes a character and
-/// leaves the check digit). Too many doubtful characters to try count as explained.
-fn explained(read: &[u8], options: &[Vec<(u8, f32)>], holds: &impl Fn(&[u8]) -> bool) -> bool {
-    let last = read.len().saturating_sub(1);
-    let swapped = read.iter().enumerate().any(|(i, c)| {
-        let alikes = if i == last {
-            [to_digit(*c), None]
-        } else {
-            [to_digit(*c), to_letter(*c)]
+/// Whether a misread could be why `read` (a check's characters, the check digit last) fails `holds`: one
+/// look-alike swapped anywhere in it (`O` for `0`, `B` for `8`, …, within each position's class, even where OCR
+/// was sure) makes it hold, or some combination of its doubtful characters' options does. Neither: the
+/// characters are what is printed as far as OCR can tell, and the failing check speaks of the document, not of
+/// the image (a forger changes a character and leaves the check digit). Too many doubtful characters to try
+/// count as explained. (Each variant tried is one more chance for a forgery to hold by luck, one in ten, so a
+/// swap is not tried on top of every combination.)
+fn explained(
+    read: &[u8],
+    classes: &[Class],
+    options: &[Vec<(u8, f32)>],
+    holds: &impl Fn(&[u8]) -> bool,
+) -> bool {
+    let swapped = read.iter().zip(classes).enumerate().any(|(i, (c, class))| {
+        let alikes = match class {
+            Class::Any => [to_digit(*c), to_letter(*c)],
+            Class::Digits | Class::CheckDigit => [to_digit(*c), None],
+            _ => [None, None],
         };
         alikes.into_iter().flatten().any(|a| {
             let mut v = read.to_vec();
@@ -541,9 +616,9 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
     let mut s = Settler::new(rows, glyphs, confusions(glyphs, layout));
     let date = |d: Span, k: Span| (positions(d).collect::<Vec<_>>(), (k.line, k.start));
     let (b, bk) = date(layout.birth, layout.birth_check);
-    s.checked(&b, bk, Class::Digits, "birth_date", true);
+    s.checked(&b, bk, Class::Digits, Checked::BirthDate, true);
     let (e, ek) = date(layout.expiry, layout.expiry_check);
-    s.checked(&e, ek, Class::Digits, "expiry_date", true);
+    s.checked(&e, ek, Class::Digits, Checked::ExpiryDate, true);
     let (number, number_check) = layout.document_number(s.rows);
     let mut at: Vec<Pos> = positions(layout.number).collect();
     if number.len() > layout.number.len {
@@ -554,7 +629,7 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
         &at,
         (number_check.line, number_check.start),
         Class::Any,
-        "document_number",
+        Checked::DocumentNumber,
         false,
     );
     if let Some((data, digit)) = layout.optional_check {
@@ -563,7 +638,7 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
             &at,
             (digit.line, digit.start),
             Class::Any,
-            "optional_data",
+            Checked::OptionalData,
             false,
         );
     }
@@ -620,6 +695,8 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
             s.set(k, *c, "composite", "composite check digit");
             s.confirm(&at);
             s.confirm(&[k]);
+        } else if Class::CheckDigit.allows(read) && !s.composite_explained(&at, k, layout) {
+            s.unexplained.push(Checked::Composite);
         }
     }
     Settled {
