@@ -186,10 +186,19 @@ struct Origin<'a> {
     straight: &'a GrayImage,
 }
 
-/// Better readings hold more check digits, then leave fewer fields doubtful, then need fewer repairs.
-fn score(m: &Mrz) -> (usize, i64, i64) {
+/// Better readings hold more check digits, then fail fewer, then leave fewer fields doubtful, then need fewer
+/// repairs. A check over nothing but fillers (empty optional data) holds for any reading and is no evidence: it
+/// is not counted, or a visa's reading with a stray character before its first line, taken for a passport's,
+/// would outscore the right one by its empty optional data and pass over its failing composite (measured on
+/// phone captures of forged visas, whose readings never settle: the wrong format's `review` won over the right
+/// one's `fail`).
+fn score(m: &Mrz) -> (usize, i64, i64, i64) {
+    let evidence = |c: &&mrz::CheckOutcome| {
+        c.holds && !(c.field == mrz::Checked::OptionalData && m.optional_data.is_empty())
+    };
     (
-        m.checks.iter().filter(|c| c.holds).count(),
+        m.checks.iter().filter(evidence).count(),
+        -(m.checks.iter().filter(|c| !c.holds).count() as i64),
         -(m.uncertain.len() as i64),
         -(m.corrections.len() as i64),
     )
@@ -567,5 +576,25 @@ mod tests {
             image::Luma([if y % 20 < 6 && x % 7 < 3 { 20 } else { 230 }])
         });
         assert!(looks_like_text(&text));
+    }
+
+    #[test]
+    fn a_visa_read_as_a_passport_does_not_outscore_its_right_reading() {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        // ICAO's MRV-A specimen without optional data, its expiry forged (961210 → 961219, the check digit
+        // left); and the same read with a stray `5U` before the first line, which parses as a passport's (TD3),
+        // its empty optional data's check holding for any reading and its composite failing.
+        let line1 = "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<";
+        let line2 = "L8988901C4XXX4009078F9612199<<<<<<<<<<<<<<<<";
+        let stray = format!("5U{}", &line1[..42]);
+        let (Ok(right), Ok(wrong)) = (
+            mrz::parse(&[line1, line2], today),
+            mrz::parse(&[&stray, line2], today),
+        ) else {
+            panic!("both readings parse");
+        };
+        assert_eq!(right.format, mrz::MrzFormat::MrvA);
+        assert_eq!(wrong.format, mrz::MrzFormat::Td3);
+        assert!(score(&right) > score(&wrong));
     }
 }
