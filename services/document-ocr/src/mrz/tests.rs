@@ -204,6 +204,20 @@ fn look_alike_repairs_are_kept_only_when_a_check_digit_confirms_them() {
         m.unexplained_checks,
         [Checked::DocumentNumber, Checked::Composite]
     );
+    // A forged number (the 2 changed to 4) whose check a look-alike of a character read without doubt would
+    // satisfy (its last 0 as O), beside a doubtful 3 whose B would not: a character OCR was sure of is not
+    // presumed misread to excuse a check, so nothing explains the failure.
+    let forged = ["I<UTOD431458907<<<<<<<<<<<<<<<", TD1[1], TD1[2]];
+    let m = read(&forged, &[(0, 7, 0.6, b'B', 0.3)]);
+    assert_eq!(m.document_number, "D43145890");
+    assert_eq!(
+        m.unexplained_checks,
+        [Checked::DocumentNumber, Checked::Composite]
+    );
+    // The same 0 read with doubt could be that O: a misread explains the number's check.
+    let m = read(&forged, &[(0, 7, 0.6, b'B', 0.3), (0, 13, 0.6, b'O', 0.3)]);
+    assert!(m.doubtful_checks.contains(&Checked::DocumentNumber));
+    assert!(!m.unexplained_checks.contains(&Checked::DocumentNumber));
     // In L89B902C3 two swaps satisfy the digit (B→8, or 8→B at the second character): ambiguous,
     // so nothing is changed and the mismatch stands.
     let m = ok(&[TD3[0], "L89B902C36UTO7408122F1204159ZE184226B<<<<<10"]);
