@@ -461,9 +461,13 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         m.unknown_countries.is_empty() && !country_repaired && r.confidence >= min_confidence;
     // A check no misread explains, on a reading with no other doubt, was broken by a change after its digit was
     // computed: doubt about the characters it covers does not excuse it, since its search weighed them. Doubt in
-    // the names does not either: no check covers them, so their misreads cannot be why a check fails.
+    // a field no check covers does not either (the names, the sex, a visa's optional data): its misreads cannot
+    // be why a check fails. The document code is the exception: it decides the format, and so which checks
+    // there are and where.
+    let unchecked =
+        |f: &str| f != "document_code" && !m.checks.iter().any(|c| c.field.covers().contains(&f));
     let covered = |f: &String| {
-        matches!(f.as_str(), "surname" | "given_names")
+        unchecked(f)
             || m.unexplained_checks
                 .iter()
                 .any(|c| c.covers().contains(&f.as_str()))
@@ -604,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn a_doubtful_name_does_not_excuse_a_number_no_misread_explains() {
+    fn doubt_where_no_check_looks_does_not_excuse_a_number_no_misread_explains() {
         let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
         let l = td1("D23195890");
         let judged = |doubts: &[(usize, usize, u8)]| {
@@ -620,7 +624,12 @@ mod tests {
         let (outcome, _, reasons, result) = judged(&[(0, 6, b'Z'), (2, 1, b'P')]);
         assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
         assert!(result.uncertain_fields.contains(&"surname".to_owned()));
-        // Doubt in a field no failing check covers (the document code) still holds the verdict for review.
+        // Nor in the sex, which no check covers either.
+        let (outcome, _, reasons, result) = judged(&[(0, 6, b'Z'), (1, 7, b'M')]);
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        assert!(result.uncertain_fields.contains(&"sex".to_owned()));
+        // Doubt in the document code, which decides the format and so which checks there are, still holds the
+        // verdict for review.
         let (outcome, _, reasons, _) = judged(&[(0, 6, b'Z'), (0, 0, b'A')]);
         assert_eq!(outcome, Outcome::Review, "{reasons:?}");
     }
