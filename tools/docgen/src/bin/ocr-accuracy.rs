@@ -560,6 +560,13 @@ fn report(all: &Tallies) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // `cargo run` sets it (`.cargo/config.toml`); a binary run directly does not, and its figures mislead.
+    if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
+        eprintln!(
+            "warning: OMP_THREAD_LIMIT is not set: Tesseract's OpenMP threads fight over the cores, pages take \
+             several times longer and run out of their time budget; set OMP_THREAD_LIMIT=1 to measure the service"
+        );
+    }
     if let Some(dir) = &cli.dir {
         return read_folder(dir, &cli.tessdata, &cli.mrz_font);
     }
