@@ -187,8 +187,8 @@ pub struct Mrz {
     pub doubtful_checks: Vec<Checked>,
     /// Of those, the checks of letter-and-digit fields, and the composite, that no misread explains: no option
     /// of the doubtful characters (a doubtful character's look-alike among them) makes them hold (for the
-    /// composite, together with every field check it covers; see `repair`). Evidence of an altered document when the rest of the
-    /// reading is sound.
+    /// composite, together with every field check it covers; see `repair`). Evidence of an altered document
+    /// when the rest of the reading is sound.
     pub unexplained_checks: Vec<Checked>,
     /// The lowest confidence of a letter of the names (fillers aside), 0–1: how much the names, which no check
     /// digit protects, rest on OCR alone.

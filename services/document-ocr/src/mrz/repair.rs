@@ -305,6 +305,11 @@ impl<'a> Settler<'a> {
         });
     }
 
+    /// Whether each of `at` is still doubtful.
+    fn doubtful(&self, at: &[Pos]) -> Vec<bool> {
+        at.iter().map(|(l, c)| self.doubt[*l][*c]).collect()
+    }
+
     fn confirm(&mut self, at: &[Pos]) {
         for (l, c) in at {
             self.doubt[*l][*c] = false;
@@ -359,7 +364,7 @@ impl<'a> Settler<'a> {
         };
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
         let classes: Vec<Class> = (0..at.len()).map(class_at).collect();
-        let doubtful: Vec<bool> = at.iter().map(|(l, c)| self.doubt[*l][*c]).collect();
+        let doubtful = self.doubtful(&at);
         if class == Class::Any
             && !holds(&read)
             && !explained(&read, &classes, &options, &doubtful, &holds)
@@ -472,8 +477,7 @@ impl<'a> Settler<'a> {
                     })
                 })
         };
-        let doubtful: Vec<bool> = all.iter().map(|(l, c)| self.doubt[*l][*c]).collect();
-        explained(&read, &classes, &options, &doubtful, &holds)
+        explained(&read, &classes, &options, &self.doubtful(&all), &holds)
     }
 
     /// A country code: confirmed when known and no other known code is among its doubtful characters' options.
