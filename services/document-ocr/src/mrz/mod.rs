@@ -5,6 +5,7 @@ pub mod check;
 pub mod country;
 mod layout;
 mod repair;
+mod text;
 
 pub(crate) use repair::round_partner;
 #[cfg(test)]
@@ -253,13 +254,6 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
     let unexplained = settled.unexplained;
     let doubtful = |s: Span| (s.start..s.start + s.len).any(|c| doubt[s.line][c]);
     let text = |s: Span| -> String { String::from_utf8_lossy(s.bytes(&rows)).into_owned() };
-    let clean = |s: Span| {
-        text(s)
-            .trim_end_matches('<')
-            .replace('<', " ")
-            .trim()
-            .to_owned()
-    };
 
     let mut checks = Vec::new();
     let mut doubtful_checks = Vec::new();
@@ -319,12 +313,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
     }
     // Which returned fields hold a doubtful character: the name line splits at its first `<<`.
     let mut uncertain = Vec::new();
-    let names_row =
-        &rows[layout.names.line][layout.names.start..layout.names.start + layout.names.len];
-    let split = names_row
-        .windows(2)
-        .position(|w| w == b"<<")
-        .unwrap_or(layout.names.len);
+    let split = text::name_split(&layout, &rows);
     let surname = Span {
         len: split,
         ..layout.names
@@ -352,14 +341,6 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
         }
     }
 
-    let names = text(layout.names);
-    let (surname, given) = names.split_once("<<").unwrap_or((names.as_str(), ""));
-    let tidy = |s: &str| {
-        s.split('<')
-            .filter(|p| !p.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
     let birth_date = birth(&text(layout.birth), today);
     let expiry_date = expiry(&text(layout.expiry), today);
     let mut invalid_dates = Vec::new();
@@ -369,32 +350,17 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
     if expiry_date.is_none() {
         invalid_dates.push("expiry_date".to_owned());
     }
-    let mut unknown_countries = Vec::new();
-    for (name, span) in [
-        ("issuing_state", layout.state),
-        ("nationality", layout.nationality),
-    ] {
-        if !country::is_known(&text(span)) {
-            unknown_countries.push(name.to_owned());
-        }
-    }
-    let optional_data = layout
-        .optional
-        .iter()
-        .map(|s| clean(*s))
-        .filter(|s| !s.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let t = text::texts(&layout, &rows);
     Ok(Mrz {
         format,
-        document_code: clean(layout.code),
-        issuing_state: text(layout.state).trim_end_matches('<').to_owned(),
-        surname: tidy(surname),
-        given_names: tidy(given),
+        document_code: t.document_code,
+        issuing_state: t.issuing_state,
+        surname: t.surname,
+        given_names: t.given_names,
         document_number: String::from_utf8_lossy(&number)
             .trim_end_matches('<')
             .to_owned(),
-        nationality: text(layout.nationality).trim_end_matches('<').to_owned(),
+        nationality: t.nationality,
         birth_date,
         sex: match layout.sex.bytes(&rows)[0] {
             b'M' => Sex::Male,
@@ -402,11 +368,11 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
             _ => Sex::Unspecified,
         },
         expiry_date,
-        optional_data,
+        optional_data: t.optional_data,
         checks,
         corrections,
         invalid_dates,
-        unknown_countries,
+        unknown_countries: t.unknown_countries,
         lines: rows
             .iter()
             .map(|r| String::from_utf8_lossy(r).into_owned())

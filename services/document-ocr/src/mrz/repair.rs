@@ -22,6 +22,9 @@ use super::{
     layout::{Layout, MrzFormat, Span},
 };
 
+/// How a repair by the field's type is reported (`Correction::confirmed_by`).
+pub(super) const BY_FIELD_TYPE: &str = "field type";
+
 /// Below this confidence a character is doubtful.
 pub const DOUBTFUL_BELOW: f32 = 0.80;
 
@@ -401,10 +404,14 @@ impl<'a> Settler<'a> {
     }
 
     /// A field without a check digit: an impossible character (a digit in a name) becomes its look-alike in the
-    /// field's class (`0` → `O`, `5` → `S`, …), confirmed by the field's type when that is the only allowed
-    /// character weighed there. One with no look-alike stays as read, doubtful: what the recognisers weighed in
-    /// its place was weighed under 0.15 (see [`Settler::within_class`]), and measured on phone captures such
-    /// guesses (`3` → `M`, a document code's `K` → `P`) returned values the page does not show.
+    /// field's class (`0` → `O`, `5` → `S`, …). The field's type confirms it only where the shape was read
+    /// surely (at the field's confidence bar) and no other character the field allows was weighed there: a
+    /// `5` read with doubt is as likely a misread of another letter (or of a filler) as of an `S`. Otherwise
+    /// the look-alike stays doubtful, for the visual zone to confirm, and a field still uncertain at the end is
+    /// returned as read (`Mrz::keep_unsettled_as_read`). One with no look-alike stays as read, doubtful: what
+    /// the recognisers weighed in its place was weighed under 0.15 (see [`Settler::within_class`]), and measured
+    /// on phone captures such guesses (`3` → `M`, a document code's `K` → `P`) returned values the page does
+    /// not show.
     fn typed(&mut self, span: Span, class: Class, field: &str, doubtful_below: f32) {
         for at in positions(span) {
             let options = self.options_below(at, class, doubtful_below);
@@ -415,10 +422,11 @@ impl<'a> Settler<'a> {
             let Some(alike) = class.look_alike(read) else {
                 continue;
             };
-            if options.iter().filter(|o| class.allows(o.0)).count() == 1 {
+            let sure = self.glyph(at).conf >= doubtful_below;
+            if sure && options.iter().all(|o| o.0 == alike || !class.allows(o.0)) {
                 self.doubt[at.0][at.1] = false;
             }
-            self.set(at, alike, field, "field type");
+            self.set(at, alike, field, BY_FIELD_TYPE);
         }
     }
 
@@ -486,6 +494,7 @@ impl<'a> Settler<'a> {
     /// "repaired" into known ones were often a line read one character out of place (`XXA` read `KXA` became
     /// `KNA`), and returned a code the document does not show.
     fn country(&mut self, span: Span, field: &str) {
+        let repaired = self.out.len();
         self.typed(span, Class::Letters, field, DOUBTFUL_BELOW);
         let at: Vec<Pos> = positions(span).collect();
         let options: Vec<Vec<(u8, f32)>> = at
@@ -495,6 +504,14 @@ impl<'a> Settler<'a> {
         let known = |chars: &[u8]| country::is_known(&String::from_utf8_lossy(chars));
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
         if !known(&read) {
+            // A look-alike that makes no known code settles nothing: measured on phone captures, a garbled
+            // line's `2OG` (printed `GBR`) came back as `ZOG`. It stays doubtful, and is returned as read.
+            for c in &self.out[repaired..] {
+                let (l, col) = (c.line.wrapping_sub(1), c.column.wrapping_sub(1));
+                if let Some(d) = self.doubt.get_mut(l).and_then(|r| r.get_mut(col)) {
+                    *d = true;
+                }
+            }
             return;
         }
         let alternative_known = (0..at.len()).any(|i| {

@@ -416,6 +416,53 @@ fn a_character_no_field_can_hold_becomes_only_its_look_alike() {
 }
 
 #[test]
+fn a_look_alike_that_settles_nothing_is_returned_as_read() {
+    // A name's 8 read with doubt: B is its look-alike, but the shape itself is in doubt, so the name stays
+    // uncertain with B for the visual zone to confirm. Nothing settles it here, so it is returned as read, and
+    // the repair is no longer reported.
+    let lines = ["P<UTOERIK8SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]];
+    let mut m = read(&lines, &[(0, 9, 0.6, b'9', 0.3)]);
+    assert_eq!(m.surname, "ERIKBSON");
+    assert!(
+        m.uncertain.iter().any(|f| f == "surname"),
+        "{:?}",
+        m.uncertain
+    );
+    m.keep_unsettled_as_read();
+    assert_eq!(m.surname, "ERIK8SON");
+    assert_eq!(m.given_names, "ANNA MARIA");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert_eq!(m.lines[0], lines[0]);
+    // Read surely, the 5 is the S it resembles: the name is settled and keeps it.
+    let mut m = read(
+        &["P<UTOERIK5SON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]],
+        &[],
+    );
+    m.keep_unsettled_as_read();
+    assert_eq!(m.surname, "ERIKSSON");
+    assert_eq!(m.corrections.len(), 1);
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
+    // A nationality's 2 read surely, whose look-alike makes no known code (`ZTO`): doubtful, returned as read.
+    let line = "L898902C362TO7408122F1204159ZE184226B<<<<<10";
+    let mut m = read(&[TD3[0], line], &[]);
+    assert!(
+        m.uncertain.iter().any(|f| f == "nationality"),
+        "{:?}",
+        m.uncertain
+    );
+    m.keep_unsettled_as_read();
+    assert_eq!(m.nationality, "2TO");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert!(m.unknown_countries.iter().any(|f| f == "nationality"));
+    // One that makes a known code is settled by it.
+    let line = "L898902C36UT07408122F1204159ZE184226B<<<<<10";
+    let mut m = read(&[TD3[0], line], &[]);
+    m.keep_unsettled_as_read();
+    assert_eq!(m.nationality, "UTO");
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
+}
+
+#[test]
 fn a_date_digit_is_never_changed_for_another_digit_to_make_its_check_hold() {
     // The birth date's last 2 read as a doubtful 8, the 2 weighed beside it: the 2 would make the check hold,
     // but a forger changes exactly such a digit, so the date stays as read, doubtful, and nothing is changed.

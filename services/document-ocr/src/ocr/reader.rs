@@ -551,6 +551,7 @@ pub fn read_within(
     if let Some(best) = search.best.as_mut() {
         let _viz = tracing::debug_span!("viz.cross_check").entered();
         cross_check(search.engines, &page, best, budget)?;
+        best.mrz.keep_unsettled_as_read();
     }
     Ok(match search.best {
         Some(r) => Scan::Read(Box::new(r)),
