@@ -202,8 +202,9 @@ impl<'a> Settler<'a> {
     /// the probability of characters the field cannot hold (a letter in a date, a digit in a name) is shared
     /// among those it can. Where the character read first is impossible there but an allowed one was weighed
     /// at [`WITHIN_CLASS_AT`] or more, the allowed one is what was read; an O or 0 the class does not allow is
-    /// its partner, with the weight of both, where the recogniser weighed that partner at all. Not a repair: nothing the recogniser did not see (OCR-B's O and 0
-    /// differ by little more than width, and a name holds no 0 nor a date an O).
+    /// its partner, with the weight of both, where the recogniser weighed that partner at all. Not a repair:
+    /// nothing the recogniser did not see (OCR-B's O and 0 differ by little more than width, and a name holds no
+    /// 0 nor a date an O).
     fn within_class(&mut self, at: Pos, class: Class) {
         let g = self.glyph(at);
         if self.rows[at.0][at.1] != g.ch {
@@ -427,6 +428,44 @@ impl<'a> Settler<'a> {
                 self.doubt[at.0][at.1] = false;
             }
             self.set(at, alike, field, BY_FIELD_TYPE);
+        }
+    }
+
+    /// The name field: read by its type (see [`Settler::typed`]) up to its padding, which must be fillers.
+    /// ICAO 9303 separates the surname from the given names by `<<` and the names by `<`, and pads the field
+    /// with fillers to its end; so after the given names, from the next `<<` on, anything but a filler is a
+    /// misread of one (a stain, a page edge) or a line read out of place. Such a character stays as read,
+    /// doubtful, and its look-alike is never taken: measured on a visa's name line, the last filler read `5`
+    /// at 0.94 became a given name `S`. (Looking for the padding after the given names, not at the first `<<<`,
+    /// keeps a separator read with one filler too many from marking the given names.)
+    fn names(&mut self, span: Span) {
+        let row = span.bytes(self.rows);
+        let padding = row
+            .windows(2)
+            .position(|w| w == b"<<")
+            .and_then(|split| {
+                let given = split + 2;
+                let rest = row.get(given..)?;
+                // The given names begin at the first letter after the separator.
+                let first = rest.iter().position(|c| *c != b'<').unwrap_or(rest.len());
+                let end = rest[first..].windows(2).position(|w| w == b"<<")?;
+                Some(given + first + end)
+            })
+            .unwrap_or(span.len);
+        self.typed(
+            Span {
+                len: padding,
+                ..span
+            },
+            Class::Letters,
+            "names",
+            NAME_DOUBTFUL_BELOW,
+        );
+        for at in positions(span).skip(padding) {
+            self.options_below(at, Class::Letters, NAME_DOUBTFUL_BELOW);
+            if self.rows[at.0][at.1] != b'<' {
+                self.doubt[at.0][at.1] = true;
+            }
         }
     }
 
@@ -679,7 +718,7 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
     }
     s.country(layout.state, "issuing_state");
     s.country(layout.nationality, "nationality");
-    s.typed(layout.names, Class::Letters, "names", NAME_DOUBTFUL_BELOW);
+    s.names(layout.names);
     let (kind, rest) = (
         Span {
             len: 1,

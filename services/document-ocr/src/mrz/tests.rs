@@ -463,6 +463,31 @@ fn a_look_alike_that_settles_nothing_is_returned_as_read() {
 }
 
 #[test]
+fn the_name_field_after_its_given_names_holds_only_fillers() {
+    // The last filler read as a sure 5: ICAO pads the names with fillers, so it is a misread of one. It stays
+    // as read, doubtful, and never becomes a given name `S`.
+    let mut m = read(
+        &["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<5", TD3[1]],
+        &[],
+    );
+    m.keep_unsettled_as_read();
+    assert_eq!(m.given_names, "ANNA MARIA 5");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert!(
+        m.uncertain.iter().any(|f| f == "given_names"),
+        "{:?}",
+        m.uncertain
+    );
+    // A separator read with one filler too many still leaves the given names as they are.
+    let m = read(
+        &["P<UTOERIKSSON<<<ANNA<MARIA<<<<<<<<<<<<<<<<<<", TD3[1]],
+        &[],
+    );
+    assert_eq!(m.given_names, "ANNA MARIA");
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
+}
+
+#[test]
 fn a_date_digit_is_never_changed_for_another_digit_to_make_its_check_hold() {
     // The birth date's last 2 read as a doubtful 8, the 2 weighed beside it: the 2 would make the check hold,
     // but a forger changes exactly such a digit, so the date stays as read, doubtful, and nothing is changed.

@@ -155,8 +155,12 @@ fn distance(a: &str, b: &str, limit: usize) -> usize {
 }
 
 /// What the VIZ words say about one name as the MRZ reads it (parts separated by spaces).
+///
+/// A name with a part of one character (an initial, or a stray mark read as a letter) is never confirmed: a
+/// single letter is too short to look up, and confirming the rest would lift the doubt over it too.
 pub fn evidence(name: &str, words: &[Word]) -> Evidence {
     let parts: Vec<&str> = name.split_whitespace().filter(|p| p.len() >= 2).collect();
+    let initials = name.split_whitespace().any(|p| p.len() < 2);
     if parts.is_empty() {
         return Evidence::Silent;
     }
@@ -180,7 +184,7 @@ pub fn evidence(name: &str, words: &[Word]) -> Evidence {
             }
         }
     }
-    if confirmed == parts.len() {
+    if confirmed == parts.len() && !initials {
         Evidence::Confirmed
     } else {
         Evidence::Silent
@@ -207,6 +211,9 @@ mod tests {
         assert_eq!(evidence("IDANA MARIA", &words), Evidence::Mismatch);
         assert_eq!(evidence("OKAFOR", &words), Evidence::Silent);
         assert_eq!(evidence("", &words), Evidence::Silent);
+        // A one-letter part is too short to look up: the name is not confirmed, nor its doubt lifted.
+        assert_eq!(evidence("IOANA S", &words), Evidence::Silent);
+        assert_eq!(evidence("IDANA S", &words), Evidence::Mismatch);
         // A near miss the VIZ itself read with doubt is no evidence.
         let unsure = vec![Word {
             text: "LINDOVIST".into(),
