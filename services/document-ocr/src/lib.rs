@@ -92,6 +92,13 @@ impl App {
                 .map_err(|e| KernelError::Config(e.to_string()))?
                 .map_err(|e| KernelError::Config(e.to_string()))?;
         tracing::info!(workers, queue = capacity, language = %settings.language, "OCR engines loaded");
+        // Tesseract's OpenMP threads, one per core by default, compete with the other workers': measured here,
+        // pages took several times as long and ran out of their budget. The image and scripts set it.
+        if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
+            tracing::warn!(
+                "OMP_THREAD_LIMIT is not set: set it to 1, or Tesseract's threads slow every OCR worker"
+            );
+        }
         kernel.set_ready("ocr", true);
         Ok(Self::from_parts(kernel, settings, pool))
     }
