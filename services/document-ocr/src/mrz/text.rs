@@ -72,12 +72,13 @@ pub(super) fn texts(layout: &Layout, rows: &[Vec<u8>]) -> Texts {
 }
 
 impl Mrz {
-    /// Puts back as read every character the field's type changed (a name's `8` read as `B`, see `repair`) in a
+    /// Puts back as read every character the field's type changed (a name's `8` made `B`, see `repair`) in a
     /// field that is still uncertain once all the evidence is in (the visual zone's included): the look-alike
-    /// did not settle it, so it would change only what is returned, not the verdict, and measured on phone
-    /// captures such look-alikes returned values the page does not show (`BERG` for a printed `RERG` read
-    /// `8ERG`, `ZOG` for `GBR`). The field is returned as OCR read it, in `uncertain`, and the repair is no
-    /// longer reported. Repairs a check digit confirmed are never withdrawn.
+    /// did not settle it, so it changes only what is returned, not the verdict, and a value built on it may be
+    /// one the page does not show (measured on phone captures: a nationality read `2OG`, printed `GBR`, came
+    /// back `ZOG`). The field is returned as OCR read it, in `uncertain`, and the repair is no longer reported;
+    /// the price is a look-alike that was right (a name's `8` where `B` is printed) returned as its digit in a
+    /// field that is wrong and held for review either way. Repairs a check digit confirmed are never withdrawn.
     pub fn keep_unsettled_as_read(&mut self) {
         let layout = Layout::of(self.format);
         let mut rows: Vec<Vec<u8>> = self.lines.iter().map(|l| l.as_bytes().to_vec()).collect();
