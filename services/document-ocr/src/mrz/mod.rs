@@ -7,7 +7,7 @@ mod layout;
 mod repair;
 mod text;
 
-pub(crate) use repair::round_partner;
+pub(crate) use repair::{round_partner, to_digit};
 #[cfg(test)]
 mod tests;
 

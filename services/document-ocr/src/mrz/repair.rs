@@ -67,7 +67,7 @@ pub(crate) fn round_partner(c: u8) -> Option<u8> {
 }
 
 /// Letters OCR reads in place of digits.
-fn to_digit(c: u8) -> Option<u8> {
+pub(crate) fn to_digit(c: u8) -> Option<u8> {
     Some(match c {
         b'O' | b'Q' | b'D' | b'U' => b'0',
         b'I' | b'L' => b'1',

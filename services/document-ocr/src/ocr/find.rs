@@ -1,6 +1,8 @@
 //! Picking MRZ lines out of OCR text: consecutive lines whose lengths fit one format, the lowest such group on
 //! the page winning (the MRZ is the bottom of the document).
 
+use crate::mrz::{check, to_digit};
+
 /// Widths of the formats: TD1 (3 lines), TD2/MRV-B and TD3/MRV-A (2 lines).
 const SHAPES: [(usize, usize); 3] = [(3, 30), (2, 36), (2, 44)];
 
@@ -19,6 +21,25 @@ fn fit(line: &str, width: usize) -> Option<String> {
         return tail.bytes().all(|b| b == b'<').then(|| head.to_owned());
     }
     Some(format!("{line}{}", "<".repeat(width - n)))
+}
+
+/// Whether a line fitted to its width reads as a format's dates line: a birth date and an expiry date of six digits,
+/// each followed by its check digit, both holding (TD1's second line starts with them; the second line of the
+/// other formats has them after the number and nationality), a letter read for its digit look-alike (`B` for `8`)
+/// counting as that digit. MRZ evidence a line without fillers can give (a TD2's or visa's second line often has
+/// none): by chance both hold once in a hundred digit strings, and prose or noise seldom reads as fourteen digits
+/// or their look-alikes in those places. Evidence only: what the line says is read and settled later.
+fn dates_line(line: &str) -> bool {
+    let at = match line.len() {
+        30 => [0, 8],
+        36 | 44 => [13, 21],
+        _ => return false,
+    };
+    let b: Vec<u8> = line.bytes().map(|c| to_digit(c).unwrap_or(c)).collect();
+    at.iter().all(|&i| {
+        b.get(i..i + 7)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit) && check::holds(&d[..6], d[6]))
+    })
 }
 
 /// MRZ-looking: mostly the MRZ alphabet, and any 30+ character line of it counts.
@@ -40,9 +61,12 @@ pub fn mrz_lines(text: &str) -> Option<(usize, Vec<String>)> {
                 .map(|l| fit(l, width))
                 .collect();
             let Some(group) = group else { continue };
-            // A real MRZ has fillers as read (the padding added by `fit` is no evidence); prose that happens
-            // to fit the widths does not.
-            if !lines[start..start + count].iter().any(|l| l.contains("<<")) {
+            // A real MRZ has fillers as read (the padding added by `fit` is no evidence), or a dates line whose
+            // check digits hold; prose that happens to fit the widths has neither. Measured on phone captures,
+            // visas and TD2 cards whose name line read as garbage had only their second line, without fillers,
+            // to show for it: the band was taken for something else and the page answered `mrz_not_found`.
+            let fillers = lines[start..start + count].iter().any(|l| l.contains("<<"));
+            if !fillers && !group.iter().any(|l| dates_line(l)) {
                 continue;
             }
             let lower = best
@@ -60,10 +84,10 @@ pub fn mrz_lines(text: &str) -> Option<(usize, Vec<String>)> {
 /// if its group does not fit: evidence that the page is the right way up and only the reading is bad.
 pub fn has_mrz_like_line(text: &str) -> bool {
     text.lines().map(clean).any(|l| {
-        SHAPES
-            .iter()
-            .any(|(_, w)| l.len() + SLACK >= *w && l.len() <= w + 2 * SLACK)
-            && l.contains("<<")
+        SHAPES.iter().any(|(_, w)| {
+            let shaped = l.len() + SLACK >= *w && l.len() <= w + 2 * SLACK;
+            shaped && (l.contains("<<") || fit(&l, *w).is_some_and(|f| dates_line(&f)))
+        })
     })
 }
 
@@ -100,6 +124,25 @@ mod tests {
         assert!(mrz_lines(text).is_none());
         assert!(has_mrz_like_line(text));
         assert!(!has_mrz_like_line("IDENTITY CARD\nV7U577375\n"));
+    }
+
+    #[test]
+    fn a_dates_line_is_evidence_without_fillers() {
+        // A visa's name line read as garbage (no fillers), its second line whole and without fillers: the
+        // dates' check digits hold, so this is an MRZ to read further, not something else.
+        let text = "EOEVRORRIENE<NALEDSERRSSSERSS09<S89\nC6H342845OBRA5001046M3607097AK67G88\n";
+        let (_, lines) = mrz_lines(text).unwrap_or_default();
+        assert_eq!(lines.len(), 2);
+        assert!(has_mrz_like_line("C6H342845OBRA5001046M3607097AK67G88\n"));
+        assert!(has_mrz_like_line("7408122F1204159UTO<<<<<<<<<<<6\n"));
+        // A visa's second line with an 8 read as B in the birth date and the sex read as a filler.
+        assert!(has_mrz_like_line("Y926BN790ZCAN050B207<3107195U9BW0502\n"));
+        // One date's check digit broken: no evidence.
+        assert!(!has_mrz_like_line("C6H342845OBRA5001047M3607097AK67G88\n"));
+        assert!(
+            mrz_lines("EOEVRORRIENE<NALEDSERRSSSERSS09<S89\nC6H342845OBRA5001047M3607097AK67G88\n")
+                .is_none()
+        );
     }
 
     #[test]
