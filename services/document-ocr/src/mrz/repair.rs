@@ -438,20 +438,16 @@ impl<'a> Settler<'a> {
     /// doubtful, and its look-alike is never taken: measured on a visa's name line, the last filler read `5`
     /// at 0.94 became a given name `S`. (Looking for the padding after the given names, not at the first `<<<`,
     /// keeps a separator read with one filler too many from marking the given names.)
-    fn names(&mut self, span: Span) {
-        let row = span.bytes(self.rows);
-        let padding = row
+    fn names(&mut self, layout: &Layout) {
+        let span = layout.names;
+        let given = super::text::name_split(layout, self.rows) + 2;
+        let rest = span.bytes(self.rows).get(given..).unwrap_or_default();
+        // The given names begin at the first letter after the separator, the padding at the next `<<`.
+        let first = rest.iter().position(|c| *c != b'<').unwrap_or(rest.len());
+        let padding = rest[first..]
             .windows(2)
             .position(|w| w == b"<<")
-            .and_then(|split| {
-                let given = split + 2;
-                let rest = row.get(given..)?;
-                // The given names begin at the first letter after the separator.
-                let first = rest.iter().position(|c| *c != b'<').unwrap_or(rest.len());
-                let end = rest[first..].windows(2).position(|w| w == b"<<")?;
-                Some(given + first + end)
-            })
-            .unwrap_or(span.len);
+            .map_or(span.len, |end| given + first + end);
         self.typed(
             Span {
                 len: padding,
@@ -718,7 +714,7 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
     }
     s.country(layout.state, "issuing_state");
     s.country(layout.nationality, "nationality");
-    s.names(layout.names);
+    s.names(layout);
     let (kind, rest) = (
         Span {
             len: 1,
