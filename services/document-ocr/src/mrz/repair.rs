@@ -465,13 +465,9 @@ impl<'a> Settler<'a> {
         }
     }
 
-    /// Whether a misread could be why the composite check over `at` (its digit at `digit`) fails, as
-    /// [`explained`] asks it of a field (on each position's options and doubt as its own field left them),
-    /// except that the reading found must also hold every field check the composite covers: the truth holds them
-    /// all. The composite is the only check over TD1's and TD2's optional data, so this is what tells a forgery
-    /// there from a misread elsewhere in the line. (It adds nothing on the document number, which it weighs as
-    /// the number's own check does.)
-    fn composite_explained(&self, at: &[Pos], digit: Pos, layout: &Layout) -> bool {
+    /// The composite check over `at` (its digit at `digit`) laid out for a search: each position's options as
+    /// its own field left them, and the field checks wholly inside it.
+    fn composite_frame(&self, at: &[Pos], digit: Pos, layout: &Layout) -> CompositeFrame {
         let mut all: Vec<Pos> = at.to_vec();
         all.push(digit);
         let index: BTreeMap<Pos, usize> = all.iter().enumerate().map(|(i, p)| (*p, i)).collect();
@@ -501,7 +497,6 @@ impl<'a> Settler<'a> {
                 }
             })
             .collect();
-        // The field checks wholly inside the composite, as indices into its characters.
         let fields: Vec<(Vec<usize>, bool)> = self
             .checks
             .iter()
@@ -510,17 +505,53 @@ impl<'a> Settler<'a> {
                 Some((at?, *date))
             })
             .collect();
-        let n = at.len();
-        let holds = |chars: &[u8]| {
-            check::holds(&chars[..n], chars[n])
-                && fields.iter().all(|(idx, date)| {
-                    let v: Vec<u8> = idx.iter().map(|i| chars[*i]).collect();
-                    v.split_last().is_some_and(|(k, data)| {
-                        check::holds(data, *k) && (!date || valid_date(data))
-                    })
-                })
-        };
-        explained(&read, &classes, &options, &self.doubtful(&all), &holds)
+        let doubtful = self.doubtful(&all);
+        CompositeFrame {
+            all,
+            read,
+            options,
+            classes,
+            fields,
+            doubtful,
+        }
+    }
+
+    /// Whether a misread could be why the composite check over `at` (its digit at `digit`) fails, as
+    /// [`explained`] asks it of a field (on each position's options and doubt as its own field left them),
+    /// except that the reading found must also hold every field check the composite covers: the truth holds them
+    /// all. The composite is the only check over TD1's and TD2's optional data, so this is what tells a forgery
+    /// there from a misread elsewhere in the line. (It adds nothing on the document number, which it weighs as
+    /// the number's own check does.)
+    fn composite_explained(&self, at: &[Pos], digit: Pos, layout: &Layout) -> bool {
+        let f = self.composite_frame(at, digit, layout);
+        explained(
+            &f.read,
+            &f.classes,
+            &f.options,
+            &f.doubtful,
+            &|c: &[u8]| f.holds(c),
+        )
+    }
+
+    /// Whether the composite check, holding as read, confirms the reading of its doubtful characters: as a field
+    /// check does, only when the reading is clearly the most likely of all that hold it and every field check
+    /// inside it (see [`Settler::search`]). A composite that holds is no evidence between readings that all
+    /// hold it: it weighs the document number as the number's own check does, so two O/0 in the number swapped
+    /// (or a forged character and a misread cancelling out) hold both alike. Measured on a forged ID card's
+    /// phone capture: its printed `S0T735010` read `SOT735010`, three O/0 each read at 0.53–0.58, whose own
+    /// check left it doubtful, was confirmed by the composite holding and passed.
+    fn composite_confirms(&self, at: &[Pos], digit: Pos, layout: &Layout) -> bool {
+        let f = self.composite_frame(at, digit, layout);
+        // What a field check settled stays settled: only what is still doubtful is searched.
+        let options: Vec<Vec<(u8, f32)>> = f
+            .options
+            .iter()
+            .zip(&f.read)
+            .zip(&f.doubtful)
+            .map(|((o, r), d)| if *d { o.clone() } else { vec![(*r, 1.0)] })
+            .collect();
+        self.search(&f.all, &options, |c| f.holds(c))
+            .is_some_and(|c| c == f.read)
     }
 
     /// A country code: confirmed when known and no other known code is among its doubtful characters' options.
@@ -559,6 +590,32 @@ impl<'a> Settler<'a> {
         if !alternative_known {
             self.confirm(&at);
         }
+    }
+}
+
+/// The composite check laid out for a search (see [`Settler::composite_frame`]): every position it covers with
+/// its digit last, as read, with its options, class and doubt, and the field checks wholly inside it (as indices
+/// into its positions, and whether each is a date).
+struct CompositeFrame {
+    all: Vec<Pos>,
+    read: Vec<u8>,
+    options: Vec<Vec<(u8, f32)>>,
+    classes: Vec<Class>,
+    fields: Vec<(Vec<usize>, bool)>,
+    doubtful: Vec<bool>,
+}
+
+impl CompositeFrame {
+    /// Whether `chars` hold the composite and every field check inside it (a date's also as a date): the truth
+    /// holds them all.
+    fn holds(&self, chars: &[u8]) -> bool {
+        let n = self.all.len() - 1;
+        check::holds(&chars[..n], chars[n])
+            && self.fields.iter().all(|(idx, date)| {
+                let v: Vec<u8> = idx.iter().map(|i| chars[*i]).collect();
+                v.split_last()
+                    .is_some_and(|(k, data)| check::holds(data, *k) && (!date || valid_date(data)))
+            })
     }
 }
 
@@ -753,8 +810,10 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
         let data: Vec<u8> = at.iter().map(|(l, c)| s.rows[*l][*c]).collect();
         let read = s.rows[k.0][k.1];
         if check::holds(&data, read) {
-            s.confirm(&at);
-            s.confirm(&[k]);
+            if s.composite_confirms(&at, k, layout) {
+                s.confirm(&at);
+                s.confirm(&[k]);
+            }
         } else if !Class::CheckDigit.allows(read)
             && let Some((c, _)) = options
                 .iter()
@@ -763,8 +822,10 @@ pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> S
         {
             // Only a digit read as a letter (Z for 2); one digit is never exchanged for another.
             s.set(k, *c, "composite", "composite check digit");
-            s.confirm(&at);
-            s.confirm(&[k]);
+            if s.composite_confirms(&at, k, layout) {
+                s.confirm(&at);
+                s.confirm(&[k]);
+            }
         } else if Class::CheckDigit.allows(read) && !s.composite_explained(&at, k, layout) {
             s.unexplained.push(Checked::Composite);
         }

@@ -376,6 +376,22 @@ fn a_check_digit_confirms_nothing_between_two_readings_that_both_hold() {
 }
 
 #[test]
+fn a_composite_that_holds_confirms_nothing_its_field_checks_left_in_doubt() {
+    // The number's two round glyphs as above, on a TD2 whose composite holds as read: the composite weighs the
+    // number as the number's own check does, so OO and 00 hold it alike and the number stays doubtful.
+    let lines = [TD2[0], "P77O392O72UTO7408122F1204159<<<<<<<6"];
+    let doubts = [(1, 3, 0.75, b'0', 0.25), (1, 7, 0.69, b'0', 0.31)];
+    let m = read(&lines, &doubts);
+    assert!(m.checks_hold(), "{:?}", m.checks);
+    assert_eq!(m.document_number, "P77O392O7");
+    assert_eq!(m.uncertain, ["document_number"]);
+    assert!(!m.settled());
+    // One of them read without doubt: the number's check settles it, and the composite confirms the rest.
+    let m = read(&lines, &doubts[..1]);
+    assert!(m.settled(), "{:?}", m.uncertain);
+}
+
+#[test]
 fn a_page_that_reads_its_dates_zeros_as_o_confirms_no_o_in_its_document_number() {
     let number = [(1, 3, 0.8, b'0', 0.2), (1, 7, 0.8, b'0', 0.2)];
     // Its dates read right, the recogniser's 0.94 for OO against 00 settles what the check digit cannot.
