@@ -1,7 +1,7 @@
 //! Picking MRZ lines out of OCR text: consecutive lines whose lengths fit one format, the lowest such group on
 //! the page winning (the MRZ is the bottom of the document).
 
-use crate::mrz::{check, to_digit};
+use crate::mrz::{check, country, to_digit};
 
 /// Widths of the formats: TD1 (3 lines), TD2/MRV-B and TD3/MRV-A (2 lines).
 const SHAPES: [(usize, usize); 3] = [(3, 30), (2, 36), (2, 44)];
@@ -21,6 +21,43 @@ fn fit(line: &str, width: usize) -> Option<String> {
         return tail.bytes().all(|b| b == b'<').then(|| head.to_owned());
     }
     Some(format!("{line}{}", "<".repeat(width - n)))
+}
+
+/// One MRZ line as fitted to its format's width.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fitted {
+    /// Characters of the line as read that were dropped before it (see [`fit_first`]).
+    pub skip: usize,
+    /// The line, `width` characters long.
+    pub text: String,
+}
+
+/// Whether `line` begins as ICAO 9303 begins every document: a document code it allows (`A`, `C`, `I`, `P`, `V`
+/// and a letter or filler), then a known issuing state.
+fn starts_document(line: &str) -> bool {
+    let b = line.as_bytes();
+    b.len() >= 5
+        && matches!(b[0], b'A' | b'C' | b'I' | b'P' | b'V')
+        && (b[1].is_ascii_uppercase() || b[1] == b'<')
+        && line.get(2..5).is_some_and(country::is_known)
+}
+
+/// Fits the first line of a group: as [`fit`], unless the line is longer than its width and begins as a
+/// document only once the extra character or two before it are dropped (a mark or the page's edge left of the
+/// band, read as `37` or `5U`), its own issuing state being no known code. Measured on phone captures of visas: every pass read `37V<ITADUPONT<<…`, the
+/// trailing fillers were dropped instead, and the shifted line parsed as a passport with the surname
+/// `ITADUPONT`. A line whose issuing state is known keeps its place, so a misread document code (`1<ITA…`)
+/// is not trimmed into another line.
+fn fit_first(line: &str, width: usize) -> Option<Fitted> {
+    let own = line.get(2..5).is_some_and(country::is_known);
+    // Only what the line has beyond its width: a line of the right length was read whole.
+    let extra = line.len().saturating_sub(width).min(SLACK);
+    let trimmed = (1..=extra).filter(|_| !own).find_map(|skip| {
+        let rest = line.get(skip..)?;
+        let text = fit(rest, width).filter(|_| starts_document(rest))?;
+        Some(Fitted { skip, text })
+    });
+    trimmed.or_else(|| fit(line, width).map(|text| Fitted { skip: 0, text }))
 }
 
 /// Whether a line fitted to its width reads as a format's dates line: a birth date and an expiry date of six digits,
@@ -51,14 +88,18 @@ fn clean(line: &str) -> String {
 }
 
 /// The MRZ lines in `text`, fitted to their format's width, with the index of their first line.
-pub fn mrz_lines(text: &str) -> Option<(usize, Vec<String>)> {
+pub fn mrz_lines(text: &str) -> Option<(usize, Vec<Fitted>)> {
     let lines: Vec<String> = text.lines().map(clean).collect();
-    let mut best: Option<(usize, Vec<String>)> = None;
+    let mut best: Option<(usize, Vec<Fitted>)> = None;
     for (count, width) in SHAPES {
         for start in 0..lines.len().saturating_sub(count - 1) {
-            let group: Option<Vec<String>> = lines[start..start + count]
+            let group: Option<Vec<Fitted>> = lines[start..start + count]
                 .iter()
-                .map(|l| fit(l, width))
+                .enumerate()
+                .map(|(i, l)| match i {
+                    0 => fit_first(l, width),
+                    _ => fit(l, width).map(|text| Fitted { skip: 0, text }),
+                })
                 .collect();
             let Some(group) = group else { continue };
             // A real MRZ has fillers as read (the padding added by `fit` is no evidence), or a dates line whose
@@ -66,7 +107,7 @@ pub fn mrz_lines(text: &str) -> Option<(usize, Vec<String>)> {
             // visas and TD2 cards whose name line read as garbage had only their second line, without fillers,
             // to show for it: the band was taken for something else and the page answered `mrz_not_found`.
             let fillers = lines[start..start + count].iter().any(|l| l.contains("<<"));
-            if !fillers && !group.iter().any(|l| dates_line(l)) {
+            if !fillers && !group.iter().any(|l| dates_line(&l.text)) {
                 continue;
             }
             let lower = best
@@ -103,7 +144,7 @@ mod tests {
         let (at, lines) = mrz_lines(text).unwrap_or_default();
         assert_eq!(at, 3);
         assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1].len(), 44);
+        assert_eq!(lines[1].text.len(), 44);
     }
 
     #[test]
@@ -111,10 +152,10 @@ mod tests {
         let text = "I<UTOD231458907<<<<<<<<<<<<<\n7408122F1204159UTO<<<<<<<<<<<6\nERIKSSON<<ANNA<MARIA<<<<<<<<<<<<\n";
         let (_, lines) = mrz_lines(text).unwrap_or_default();
         assert_eq!(
-            lines.iter().map(String::len).collect::<Vec<_>>(),
+            lines.iter().map(|l| l.text.len()).collect::<Vec<_>>(),
             [30, 30, 30]
         );
-        assert_eq!(lines[0], "I<UTOD231458907<<<<<<<<<<<<<<<");
+        assert_eq!(lines[0].text, "I<UTOD231458907<<<<<<<<<<<<<<<");
     }
 
     #[test]
@@ -143,6 +184,31 @@ mod tests {
             mrz_lines("EOEVRORRIENE<NALEDSERRSSSERSS09<S89\nC6H342845OBRA5001047M3607097AK67G88\n")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_stray_prefix_before_the_first_line_is_dropped_but_a_misread_code_keeps_its_place() {
+        // A visa's first line read with `37` before it, as every pass read a phone capture: the fillers at its
+        // end would be dropped instead, shifting every field.
+        let visa = "37V<ITADUPONT<<MARIE<<<<<<<<<<<<<<<<<<<<<<<<<<\n\
+            L8988901C4XXX4009078F9612109<<<<<<<<<<<<<<<<\n";
+        let (_, lines) = mrz_lines(visa).unwrap_or_default();
+        assert_eq!(lines[0].skip, 2);
+        assert_eq!(
+            lines[0].text,
+            "V<ITADUPONT<<MARIE<<<<<<<<<<<<<<<<<<<<<<<<<<"
+        );
+        assert_eq!(lines[1].skip, 0);
+        // A document code misread as a digit, its issuing state known: the line stays where it is.
+        let card = "1<ITAD231458907<<<<<<<<<<<<<<<<\n7408122F1204159ITA<<<<<<<<<<<6\nROSSI<<LUCA<<<<<<<<<<<<<<<<<<<\n";
+        let (_, lines) = mrz_lines(card).unwrap_or_default();
+        assert_eq!(lines[0].skip, 0);
+        assert_eq!(lines[0].text, "1<ITAD231458907<<<<<<<<<<<<<<<");
+        // A line of its width read whole, its issuing state misread (`CAR` for `CAN`): never trimmed, though
+        // `ARERI…` would begin as a document of Eritrea.
+        let visa = "W<CARERIKSSON<<JEAN<<<<<<<<<<<<<<<<<\nRJ87986RF9CAN7703067<3012280<<<<<<<<\n";
+        let (_, lines) = mrz_lines(visa).unwrap_or_default();
+        assert_eq!(lines[0].skip, 0);
     }
 
     #[test]

@@ -171,10 +171,17 @@ fn ocr(engine: &mut OcrEngine, img: &GrayImage) -> Result<Seen, OcrError> {
     let mut confidence = 1.0f64;
     for (fitted, line) in lines.iter().zip(&read[start..]) {
         confidence = confidence.min(line.confidence);
-        let mut glyphs: Vec<Glyph> = line.glyphs.iter().take(fitted.len()).cloned().collect();
-        glyphs.resize_with(fitted.len(), padding);
+        let width = fitted.text.len();
+        let mut glyphs: Vec<Glyph> = line
+            .glyphs
+            .iter()
+            .skip(fitted.skip)
+            .take(width)
+            .cloned()
+            .collect();
+        glyphs.resize_with(width, padding);
         pass.push(glyphs);
-        boxes.push(line.boxes.clone());
+        boxes.push(line.boxes.iter().skip(fitted.skip).copied().collect());
     }
     Ok(Seen::Lines(pass, confidence, boxes))
 }
