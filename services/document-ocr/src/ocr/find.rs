@@ -44,10 +44,11 @@ fn starts_document(line: &str) -> bool {
 
 /// Fits the first line of a group: as [`fit`], unless the line is longer than its width and begins as a
 /// document only once the extra character or two before it are dropped (a mark or the page's edge left of the
-/// band, read as `37` or `5U`), its own issuing state being no known code. Measured on phone captures of visas: every pass read `37V<ITADUPONT<<…`, the
-/// trailing fillers were dropped instead, and the shifted line parsed as a passport with the surname
-/// `ITADUPONT`. A line whose issuing state is known keeps its place, so a misread document code (`1<ITA…`)
-/// is not trimmed into another line.
+/// band, read as `37` or `5U`), its own issuing state being no known code. Measured on a phone capture of a
+/// visa: every pass read `37V<ITADUPONT<<…`, the trailing fillers were dropped instead, and the shifted line
+/// parsed as a passport with the surname `ITADUPONT`. A line whose issuing state is known keeps its place, so a
+/// misread document code (`1<ITA…`) is not trimmed into another line; so does a line of its width, read whole
+/// (`W<CARERIKSSON…`, `CAN` misread, would otherwise begin a card of Eritrea at `ARERI…`).
 fn fit_first(line: &str, width: usize) -> Option<Fitted> {
     let own = line.get(2..5).is_some_and(country::is_known);
     // Only what the line has beyond its width: a line of the right length was read whole.
