@@ -7,7 +7,7 @@ mod layout;
 mod repair;
 mod text;
 
-pub(crate) use repair::{round_partner, to_digit};
+pub(crate) use repair::{document_kind, round_partner, to_digit};
 #[cfg(test)]
 mod tests;
 

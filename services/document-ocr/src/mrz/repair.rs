@@ -66,6 +66,12 @@ pub(crate) fn round_partner(c: u8) -> Option<u8> {
     }
 }
 
+/// Whether `c` may begin a document code: ICAO 9303 allows only `A`, `C`, `I` (ID cards), `P` (passports) and
+/// `V` (visas).
+pub(crate) fn document_kind(c: u8) -> bool {
+    matches!(c, b'A' | b'C' | b'I' | b'P' | b'V')
+}
+
 /// Letters OCR reads in place of digits.
 pub(crate) fn to_digit(c: u8) -> Option<u8> {
     Some(match c {
@@ -119,7 +125,7 @@ impl Class {
             Self::Letters => c.is_ascii_uppercase() || c == b'<',
             Self::Any => c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'<',
             Self::Sex => matches!(c, b'M' | b'F' | b'<' | b'X'),
-            Self::DocumentKind => matches!(c, b'A' | b'C' | b'I' | b'P' | b'V'),
+            Self::DocumentKind => document_kind(c),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Picking MRZ lines out of OCR text: consecutive lines whose lengths fit one format, the lowest such group on
 //! the page winning (the MRZ is the bottom of the document).
 
-use crate::mrz::{check, country, to_digit};
+use crate::mrz::{check, country, document_kind, to_digit};
 
 /// Widths of the formats: TD1 (3 lines), TD2/MRV-B and TD3/MRV-A (2 lines).
 const SHAPES: [(usize, usize); 3] = [(3, 30), (2, 36), (2, 44)];
@@ -37,7 +37,7 @@ pub struct Fitted {
 fn starts_document(line: &str) -> bool {
     let b = line.as_bytes();
     b.len() >= 5
-        && matches!(b[0], b'A' | b'C' | b'I' | b'P' | b'V')
+        && document_kind(b[0])
         && (b[1].is_ascii_uppercase() || b[1] == b'<')
         && line.get(2..5).is_some_and(country::is_known)
 }
