@@ -560,7 +560,7 @@ mod tests {
             glyphs[*l][*c].conf = 0.6;
             glyphs[*l][*c].alternatives = vec![(*alt, 0.3)];
         }
-        let mrz = crate::mrz::parse_read(&glyphs, today).unwrap_or_else(|e| panic!("{e}"));
+        let mrz = crate::mrz::parse_read(&glyphs, &[], today).unwrap_or_else(|e| panic!("{e}"));
         reader::Scan::Read(Box::new(reader::Reading {
             mrz,
             confidence,

@@ -221,12 +221,18 @@ pub fn parse(lines: &[&str], today: NaiveDate) -> Result<Mrz, MrzError> {
         })
         .filter(|l: &Vec<Glyph>| !l.is_empty())
         .collect();
-    parse_read(&glyphs, today)
+    parse_read(&glyphs, &[], today)
 }
 
 /// Parses MRZ lines as OCR read them, glyph by glyph: doubtful characters may be repaired where ICAO's rules
-/// settle them (see `repair`), and what stays doubtful is reported in [`Mrz::uncertain`].
-pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzError> {
+/// settle them (see `repair`), and what stays doubtful is reported in [`Mrz::uncertain`]. Where `glyphs`
+/// combine several recognisers' readings, `witnesses` are those readings, each as its recogniser read it: what
+/// one misread tells how far this capture's look-alikes can be told apart.
+pub fn parse_read(
+    glyphs: &[Vec<Glyph>],
+    witnesses: &[Vec<Vec<Glyph>>],
+    today: NaiveDate,
+) -> Result<Mrz, MrzError> {
     let mut rows: Vec<Vec<u8>> = glyphs
         .iter()
         .map(|l| l.iter().map(|g| g.ch).collect())
@@ -248,7 +254,7 @@ pub fn parse_read(glyphs: &[Vec<Glyph>], today: NaiveDate) -> Result<Mrz, MrzErr
         .filter(|g| g.ch != b'<')
         .map(|g| g.conf)
         .fold(1.0, f32::min);
-    let settled = repair::settle(&mut rows, glyphs, &layout);
+    let settled = repair::settle(&mut rows, glyphs, witnesses, &layout);
     let corrections = settled.corrections;
     let doubt = settled.doubt;
     let unexplained = settled.unexplained;

@@ -705,7 +705,16 @@ fn each_combination(
 /// name's O was read first as a 0. The page's own evidence that, on this capture, the recognisers' choice between
 /// the two means little: measured on phone captures, a page whose dates' 0s all read as O (0.67–0.85) passed its
 /// document number `P77039207` as `P77O392O7`, two O/0 at weights 7 and 3 that the check digit cannot see.
-fn confusions(glyphs: &[Vec<Glyph>], layout: &Layout) -> Vec<(u8, u8)> {
+///
+/// Looked for in the combined reading and in each recogniser's own (`witnesses`, lines of the same widths): where
+/// one recogniser outweighs the other in the combination, what the other misread is still this page's evidence.
+/// Measured on phone captures: with Tesseract's sure 0 winning over OCR-B's O in the dates, the combined reading
+/// lost the evidence and a genuine number's O, which OCR-B reads as it reads the dates' zeros, condemned it.
+fn confusions(
+    glyphs: &[Vec<Glyph>],
+    witnesses: &[Vec<Vec<Glyph>>],
+    layout: &Layout,
+) -> Vec<(u8, u8)> {
     let digits = [
         layout.birth,
         layout.birth_check,
@@ -720,14 +729,17 @@ fn confusions(glyphs: &[Vec<Glyph>], layout: &Layout) -> Vec<(u8, u8)> {
     let mut out: Vec<(u8, u8)> = Vec::new();
     for (span, class) in spans {
         for (l, c) in positions(span) {
-            let Some(g) = glyphs.get(l).and_then(|r| r.get(c)) else {
-                continue;
-            };
-            if let Some(printed) = class.look_alike(g.ch)
-                && !class.allows(g.ch)
-                && !out.contains(&(g.ch, printed))
-            {
-                out.push((g.ch, printed));
+            let width = glyphs.get(l).map(Vec::len);
+            let read = std::iter::once(glyphs)
+                .chain(witnesses.iter().map(Vec::as_slice))
+                .filter_map(|r| r.get(l).filter(|line| Some(line.len()) == width)?.get(c));
+            for g in read {
+                if let Some(printed) = class.look_alike(g.ch)
+                    && !class.allows(g.ch)
+                    && !out.contains(&(g.ch, printed))
+                {
+                    out.push((g.ch, printed));
+                }
             }
         }
     }
@@ -744,9 +756,15 @@ fn valid_date(d: &[u8]) -> bool {
     chrono::NaiveDate::from_ymd_opt(2000 + n(0) as i32, n(2), n(4)).is_some()
 }
 
-/// Settles `rows` in place (see the module docs): returns what changed and what stays doubtful.
-pub fn settle(rows: &mut [Vec<u8>], glyphs: &[Vec<Glyph>], layout: &Layout) -> Settled {
-    let mut s = Settler::new(rows, glyphs, confusions(glyphs, layout));
+/// Settles `rows` in place (see the module docs), read as `glyphs`, which combine the recognisers' own readings
+/// `witnesses`: returns what changed and what stays doubtful.
+pub fn settle(
+    rows: &mut [Vec<u8>],
+    glyphs: &[Vec<Glyph>],
+    witnesses: &[Vec<Vec<Glyph>>],
+    layout: &Layout,
+) -> Settled {
+    let mut s = Settler::new(rows, glyphs, confusions(glyphs, witnesses, layout));
     let date = |d: Span, k: Span| (positions(d).collect::<Vec<_>>(), (k.line, k.start));
     let (b, bk) = date(layout.birth, layout.birth_check);
     s.checked(&b, bk, Class::Digits, Checked::BirthDate, true);

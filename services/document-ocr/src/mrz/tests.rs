@@ -25,7 +25,7 @@ fn glyphs(lines: &[&str], doubts: &[(usize, usize, f32, u8, f32)]) -> Vec<Vec<Gl
 
 /// The MRZ `lines` parse to as OCR read them, certain but for `doubts` (see [`glyphs`]).
 fn read(lines: &[&str], doubts: &[(usize, usize, f32, u8, f32)]) -> Mrz {
-    parse_read(&glyphs(lines, doubts), today()).unwrap_or_else(|e| panic!("{e}"))
+    parse_read(&glyphs(lines, doubts), &[], today()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn ok(lines: &[&str]) -> Mrz {
@@ -407,6 +407,28 @@ fn a_page_that_reads_its_dates_zeros_as_o_confirms_no_o_in_its_document_number()
     assert_eq!(m.document_number, "P77O392O7");
     assert!(m.corrections.is_empty(), "{:?}", m.corrections);
     assert_eq!(m.uncertain, ["document_number"]);
+}
+
+#[test]
+fn a_zero_one_recogniser_read_as_o_in_a_date_is_evidence_though_the_combination_reads_0() {
+    let number = [(1, 3, 0.8, b'0', 0.2), (1, 7, 0.8, b'0', 0.2)];
+    let lines = [MRV_B[0], "P77O392O72UTO7408122F1204159<<<<<<<<"];
+    let combined = glyphs(&lines, &number);
+    // The combination reads the dates right (Tesseract's sure 0 outweighed OCR-B's O), but OCR-B's own reading
+    // of the birth date's 0 was an O: the number's two O stay doubtful, as when the combination kept the O.
+    let ocrb = glyphs(
+        &[lines[0], "P77O392O72UTO74O8122F1204159<<<<<<<<"],
+        &[(1, 15, 0.7, b'0', 0.3)],
+    );
+    let m = parse_read(&combined, std::slice::from_ref(&ocrb), today())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(m.document_number, "P77O392O7");
+    assert!(m.corrections.is_empty(), "{:?}", m.corrections);
+    assert_eq!(m.uncertain, ["document_number"]);
+    // A witness whose line is of another width says nothing of these positions.
+    let short = vec![ocrb[0].clone(), ocrb[1][1..].to_vec()];
+    let m = parse_read(&combined, &[short], today()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(m.uncertain.is_empty(), "{:?}", m.uncertain);
 }
 
 #[test]

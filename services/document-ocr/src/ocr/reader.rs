@@ -288,8 +288,9 @@ impl Search<'_, '_> {
                     let c = weakest_line(&p);
                     (p, c)
                 });
+                let witnesses = passes.witnesses();
                 for (glyphs, confidence) in [merged, alone].into_iter().flatten() {
-                    if let Ok(m) = mrz::parse_read(&glyphs, self.today) {
+                    if let Ok(m) = mrz::parse_read(&glyphs, &witnesses, self.today) {
                         self.keep(Reading {
                             mrz: m,
                             confidence,
@@ -368,7 +369,7 @@ impl Search<'_, '_> {
             && !self.budget.spent()
             && let Some(fallback) = self.engines.fallback.as_mut()
             && let Seen::Lines(pass, c, _) = ocr(fallback, &region)?
-            && let Ok(m) = mrz::parse_read(&pass, self.today)
+            && let Ok(m) = mrz::parse_read(&pass, &[], self.today)
         {
             // The MRZ is on this side but reads badly: the general model has a go.
             let language = fallback.language().to_owned();
