@@ -1,7 +1,7 @@
 //! Combining readings of one MRZ band: Tesseract's passes averaged glyph by glyph, and OCR-B's reading taken
 //! with Tesseract's as evidence.
 
-use crate::mrz::{Glyph, round_partner};
+use crate::mrz::Glyph;
 
 /// One OCR pass's MRZ lines, glyph by glyph, fitted to their format's width.
 pub type Pass = Vec<Vec<Glyph>>;
@@ -65,12 +65,14 @@ const DISAGREEMENT: f32 = 0.3;
 /// The least probability a character Tesseract read counts with where OCR-B did not weigh it at all.
 const UNWEIGHED: f32 = 0.005;
 
-/// Against Tesseract's O or 0, OCR-B's other round glyph counts `ROUND_DOUBT_WEIGHT × (1 − Tesseract's
-/// confidence)`, between [`UNWEIGHED`] and [`DISAGREEMENT`]: OCR-B tells the two apart by width alone, which a
-/// soft capture blurs, while Tesseract sees the shape. Measured on 1,119 generated phone pages, where both read a
-/// printed O or 0 as one of the two, Tesseract at 0.99 or more was wrong 3 times in 4,066 (OCR-B disagreed with it
-/// 191 times), at 0.95–0.99 in 3.5 %, and weakly below; fitted to those, the weight is about twice Tesseract's
-/// doubt (log-loss over 7,076 characters −455 → −158).
+/// Against Tesseract's 0, OCR-B's O counts `ROUND_DOUBT_WEIGHT × (1 − Tesseract's confidence)`, between
+/// [`UNWEIGHED`] and [`DISAGREEMENT`]: OCR-B tells the two apart by width alone, which a soft capture blurs, while
+/// Tesseract sees the shape. Measured on 1,119 generated phone pages, where both read a printed O or 0 as one of
+/// the two, Tesseract at 0.99 or more was wrong 3 times in 4,066 (OCR-B disagreed with it 191 times), at
+/// 0.95–0.99 in 3.5 %, and weakly below; fitted to those, the weight is about twice Tesseract's doubt (log-loss
+/// over 7,076 characters −455 → −158). Tesseract's O is not trusted so: between letters it reads a printed 0 as O
+/// at 0.97–0.99 (its language habit), and traced on phone pages every flip that caught a forgery was its 0 and
+/// every genuine page the weight held for review was its O; against its O, OCR-B's 0 counts as any disagreement.
 const ROUND_DOUBT_WEIGHT: f32 = 2.0;
 
 /// A band's readings so far: Tesseract's passes and the OCR-B reading (per line: none where its geometry
@@ -130,7 +132,7 @@ impl Passes {
 }
 
 /// OCR-B's probabilities at one position, each multiplied by 1 where Tesseract read the same character and by
-/// [`DISAGREEMENT`] where it did not (less for the partner of Tesseract's O or 0, see [`ROUND_DOUBT_WEIGHT`]),
+/// [`DISAGREEMENT`] where it did not (less for an O against Tesseract's 0, see [`ROUND_DOUBT_WEIGHT`]),
 /// renormalised.
 fn combine(ocrb: &Glyph, tesseract: &Glyph) -> Glyph {
     let read = tesseract.ch;
@@ -140,7 +142,8 @@ fn combine(ocrb: &Glyph, tesseract: &Glyph) -> Glyph {
     if votes.iter().all(|(c, _)| *c != read) {
         votes.push((read, UNWEIGHED));
     }
-    let round = round_partner(read);
+    // Only Tesseract's 0 is weighed by its confidence (see ROUND_DOUBT_WEIGHT): its O is a habit, not a sighting.
+    let round = (read == b'0').then_some(b'O');
     let round_weight = (ROUND_DOUBT_WEIGHT * (1.0 - tesseract.conf)).clamp(UNWEIGHED, DISAGREEMENT);
     for (c, p) in &mut votes {
         if Some(*c) == round {
@@ -210,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn tesseracts_sure_round_glyph_outweighs_ocr_bs_width_and_its_unsure_one_does_not() {
+    fn tesseracts_sure_0_outweighs_ocr_bs_width_and_its_unsure_0_or_its_o_does_not() {
         // OCR-B's O by width against Tesseract's 0 at 0.98: the 0 is read, the O kept as a weak alternative.
         let ocrb = glyph(b'O', 0.55, vec![(b'0', 0.45)]);
         let sure = combine(&ocrb, &glyph(b'0', 0.98, vec![(b'O', 0.02)]));
@@ -219,6 +222,13 @@ mod tests {
         // Tesseract unsure of its 0: OCR-B's O still counts as any disagreement does, and the 0 is doubtful.
         let unsure = combine(&ocrb, &glyph(b'0', 0.6, vec![(b'O', 0.4)]));
         assert!(unsure.conf < 0.8, "{unsure:?}");
+        // Tesseract's sure O (a 0 between letters, read as a word) is a disagreement like any other: OCR-B's
+        // sure 0 stays.
+        let letter = combine(
+            &glyph(b'0', 0.95, vec![(b'O', 0.05)]),
+            &glyph(b'O', 0.98, vec![(b'0', 0.02)]),
+        );
+        assert_eq!(letter.ch, b'0', "{letter:?}");
         // Only the round partner is weighed so: any other disagreement counts as before.
         let other = combine(
             &glyph(b'8', 0.55, vec![(b'B', 0.45)]),
