@@ -229,7 +229,7 @@ mod tests {
             &glyph(b'O', 0.98, vec![(b'0', 0.02)]),
         );
         assert_eq!(letter.ch, b'0', "{letter:?}");
-        // Only the round partner is weighed so: any other disagreement counts as before.
+        // Only the O against Tesseract's 0 is weighed so: any other disagreement counts as before.
         let other = combine(
             &glyph(b'8', 0.55, vec![(b'B', 0.45)]),
             &glyph(b'B', 0.99, vec![]),
