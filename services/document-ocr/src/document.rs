@@ -448,17 +448,32 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         ));
     }
     // A rule broken by characters read without doubt condemns the document; one broken by doubtful characters
-    // only says the image is poor. Neither condemns a reading that is doubtful as a whole (an unknown country
-    // code, a weak line): its lines may be misaligned or misread, which a check digit cannot tell from forgery.
-    // A country code with a character repaired by type (a digit where only letters go) counts as unknown here:
-    // a line read one character out of place (measured on phone captures: `XXA` read `XXK`, the number shifted
-    // by one) puts impossible characters in a code as easily as a misread does.
-    let country_repaired = m
-        .corrections
+    // only says the image is poor. Neither condemns a reading that is doubtful as a whole (a weak reading) or on
+    // the check's own lines (an unknown country code there): a line may be misaligned or misread, which a check
+    // digit cannot tell from forgery. A country code with a character repaired by type (a digit where only
+    // letters go) counts as unknown here: a line read one character out of place (measured on phone captures:
+    // `XXA` read `XXK`, the number shifted by one) puts impossible characters in a code as easily as a misread
+    // does. Such a line unsettles only its own checks: each line is read and aligned on its own, so a TD1 whose
+    // nationality (line 2) reads wrong still condemns a number its line 1 reads for certain beside a known
+    // issuing state (measured on phone captures: a forged number held for review by `UTO` read `UTD`).
+    let unsettled: Vec<usize> = m
+        .unknown_countries
         .iter()
-        .any(|c| c.field == "issuing_state" || c.field == "nationality");
-    let sound =
-        m.unknown_countries.is_empty() && !country_repaired && r.confidence >= min_confidence;
+        .filter_map(|f| m.country_line(f))
+        .chain(
+            m.corrections
+                .iter()
+                .filter(|c| c.field == "issuing_state" || c.field == "nationality")
+                .map(|c| c.line.saturating_sub(1)),
+        )
+        .collect();
+    let confident = r.confidence >= min_confidence;
+    let sound = |c: &CheckOutcome| {
+        confident
+            && m.check_lines(c.field)
+                .iter()
+                .all(|l| !unsettled.contains(l))
+    };
     // A check no misread explains, on a reading with no other doubt, was broken by a change after its digit was
     // computed: doubt about the characters it covers does not excuse it, since its search weighed them. Doubt in
     // a field no check covers does not either (the names, the sex, a visa's optional data): its misreads cannot
@@ -472,12 +487,13 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
                 .iter()
                 .any(|c| c.covers().contains(&f.as_str()))
     };
-    let altered = failed.iter().any(|c| unexplained(c))
+    let altered = failed.iter().any(|c| unexplained(c) && sound(c))
         && m.corrections.is_empty()
         && m.invalid_dates.is_empty()
         && r.viz_mismatch.is_empty()
         && m.uncertain.iter().all(covered);
-    let hard = (sound && (failed.iter().any(|c| !doubtful(c)) || altered))
+    let hard = failed.iter().any(|c| sound(c) && !doubtful(c))
+        || altered
         || expired
         || m.invalid_dates.iter().any(|f| !uncertain(f));
     // Every repair holds the verdict for review: measured on phone captures, a forged date's doubtful digit
@@ -673,7 +689,7 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_check_condemns_nothing_when_a_country_code_is_unknown() {
+    fn a_broken_check_condemns_nothing_when_a_country_code_on_its_lines_is_unknown() {
         let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
         let l = td1("D23195890");
         // `UTO` read `UTK`, the K doubtful with O weighed: the code is returned as read, never fitted to the
@@ -696,6 +712,33 @@ mod tests {
         // Read as printed, the same broken check fails the document.
         let (outcome, _, reasons, _) = judge(
             reading([&l[0], &l[1], &l[2]], None, 0.9),
+            &query(),
+            today,
+            0.7,
+        );
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        // The nationality `UTO` read `UTD` on line 2 unsettles line 2's checks only: the forged number, read for
+        // certain on line 1 beside a known issuing state, still fails the document…
+        let nationality = l[1].replacen("UTO", "UTD", 1);
+        let judged = |lines: [&str; 3]| judge(reading(lines, None, 0.9), &query(), today, 0.7);
+        let (outcome, _, reasons, _) = judged([&l[0], &nationality, &l[2]]);
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        // …while a birth date broken on that line is held for review, and so is the genuine number (for the
+        // unknown code alone).
+        let birth = nationality.replacen("740812", "740813", 1);
+        let genuine = td1("D23145890");
+        for lines in [
+            [&genuine[0], &birth, &genuine[2]],
+            [&genuine[0], &nationality, &genuine[2]],
+        ] {
+            let (outcome, _, reasons, _) = judged(lines.map(String::as_str));
+            assert_eq!(outcome, Outcome::Review, "{reasons:?}");
+        }
+        // On a TD2 the issuing state sits on the name line: unknown there, it does not excuse a forged number.
+        let l = td2("D23195890", "AB12345");
+        let state = l[0].replacen("UTO", "UTD", 1);
+        let (outcome, _, reasons, _) = judge(
+            read_with_doubts(&[&state, &l[1]], &[], 0.9),
             &query(),
             today,
             0.7,

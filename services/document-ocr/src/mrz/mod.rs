@@ -206,6 +206,40 @@ impl Mrz {
     pub fn settled(&self) -> bool {
         self.checks_hold() && self.uncertain.is_empty() && self.invalid_dates.is_empty()
     }
+
+    /// The 0-based lines a check reads (its characters' and its digit's): only a misread on these lines can
+    /// make it fail.
+    pub fn check_lines(&self, check: Checked) -> Vec<usize> {
+        let layout = Layout::of(self.format);
+        let spans: Vec<Span> = match check {
+            // A TD1 number longer than nine characters continues on its own line (see `document_number`).
+            Checked::DocumentNumber => vec![layout.number, layout.number_check],
+            Checked::BirthDate => vec![layout.birth, layout.birth_check],
+            Checked::ExpiryDate => vec![layout.expiry, layout.expiry_check],
+            Checked::OptionalData => layout
+                .optional_check
+                .map(|(data, digit)| vec![data, digit])
+                .unwrap_or_default(),
+            Checked::Composite => layout
+                .composite
+                .map(|(parts, digit)| parts.into_iter().chain([digit]).collect())
+                .unwrap_or_default(),
+        };
+        let mut lines: Vec<usize> = spans.iter().map(|s| s.line).collect();
+        lines.sort_unstable();
+        lines.dedup();
+        lines
+    }
+
+    /// The 0-based line of a country field (`issuing_state` or `nationality`), `None` for any other name.
+    pub fn country_line(&self, field: &str) -> Option<usize> {
+        let layout = Layout::of(self.format);
+        match field {
+            "issuing_state" => Some(layout.state.line),
+            "nationality" => Some(layout.nationality.line),
+            _ => None,
+        }
+    }
 }
 
 /// Parses MRZ lines (whitespace removed, upper-cased) against `today` (for the century of dates); every
