@@ -459,13 +459,8 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     let unsettled: Vec<usize> = m
         .unknown_countries
         .iter()
+        .chain(m.corrections.iter().map(|c| &c.field))
         .filter_map(|f| m.country_line(f))
-        .chain(
-            m.corrections
-                .iter()
-                .filter(|c| c.field == "issuing_state" || c.field == "nationality")
-                .map(|c| c.line.saturating_sub(1)),
-        )
         .collect();
     let confident = r.confidence >= min_confidence;
     let sound = |c: &CheckOutcome| {
