@@ -118,7 +118,7 @@ pub struct DocumentReader {
     ports: ServicePorts,
     pool: Arc<Pool>,
     decode: DecodeLimits,
-    min_confidence: f64,
+    policy: Policy,
     budget: std::time::Duration,
 }
 
@@ -144,14 +144,14 @@ impl DocumentReader {
         ports: ServicePorts,
         pool: Arc<Pool>,
         decode: DecodeLimits,
-        min_confidence: f64,
+        policy: Policy,
         budget: std::time::Duration,
     ) -> Self {
         Self {
             ports,
             pool,
             decode,
-            min_confidence,
+            policy,
             budget,
         }
     }
@@ -186,7 +186,7 @@ impl DocumentReader {
             )
             .await
             .map_err(OcrError::from)??;
-        let (verdict, confidence, reasons, result) = judge(scan, &q, today, self.min_confidence);
+        let (verdict, confidence, reasons, result) = judge(scan, &q, today, self.policy);
         let format = result.format.map_or("none", MrzFormat::as_str);
         let draft = VerdictDraft {
             service: SERVICE,
@@ -306,15 +306,28 @@ fn early(outcome: Outcome, confidence: f64, code: ReasonCode, detail: &str) -> J
 /// A verdict's parts: outcome, confidence, reasons, result.
 pub type Judged = (Outcome, f64, Vec<Reason>, OcrResult);
 
+/// How strictly a reading is judged: the operator's choices a verdict rests on (see `config::Settings`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    /// OCR confidence (0–1) below which a verdict is at best `review`.
+    pub min_confidence: f64,
+    /// The least share (0–1) of its doubtful characters' weight a misread must carry to excuse a failing check
+    /// (see `Mrz::misread_shares`); 0: any misread the recognisers weighed excuses it.
+    pub min_misread_share: f32,
+}
+
 /// Turns a reading into a verdict, separating "cannot read" from "invalid":
 /// - `fail` only for what the image shows for certain: no MRZ at all, a check digit that fails on characters read
-///   without doubt, a date that is not a date, an expired document, the wrong kind of document;
+///   without doubt, a date that is not a date, an expired document, the wrong kind of document; and, where the
+///   policy's `min_misread_share` is above 0 (the operator's choice), a check only a misread less likely than
+///   that would explain, on an otherwise sound reading;
 /// - `review` when the reading is doubtful (`image_quality`, with the fields in `uncertain_fields`; an MRZ seen
 ///   but unreadable; the time budget spent), on repairs, unknown country codes or low OCR confidence;
 /// - `pass` otherwise.
 ///
 /// Public so the accuracy tool judges exactly as the service does.
-pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence: f64) -> Judged {
+pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, policy: Policy) -> Judged {
+    let min_confidence = policy.min_confidence;
     let r = match scan {
         reader::Scan::Read(r) => r,
         reader::Scan::NotFound => {
@@ -364,15 +377,35 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
     }
     let mut reasons = Vec::new();
     let doubtful = |c: &CheckOutcome| m.doubtful_checks.contains(&c.field);
-    let unexplained = |c: &CheckOutcome| m.unexplained_checks.contains(&c.field);
+    // A failing check only a misread less likely than the policy allows would explain counts as one no misread
+    // explains: the operator has weighed forgeries against misreads (0 keeps every weighed misread an excuse).
+    let weak_excuse = |c: &CheckOutcome| {
+        m.misread_shares
+            .iter()
+            .find(|(k, share)| *k == c.field && *share < policy.min_misread_share)
+            .map(|(_, share)| *share)
+    };
+    let unexplained_checks: Vec<crate::mrz::Checked> = m
+        .checks
+        .iter()
+        .filter(|c| m.unexplained_checks.contains(&c.field) || weak_excuse(c).is_some())
+        .map(|c| c.field)
+        .collect();
+    let unexplained = |c: &CheckOutcome| unexplained_checks.contains(&c.field);
     let failed: Vec<&CheckOutcome> = m.checks.iter().filter(|c| !c.holds).collect();
     for c in &failed {
-        let how = if unexplained(c) {
-            "and no misread of its doubtful characters would make it hold"
+        let how = if let Some(share) = weak_excuse(c) {
+            format!(
+                "and the likeliest misread that would make it hold has a share of {share:.2}, under the {:.2} a \
+                 misread needs to excuse it",
+                policy.min_misread_share
+            )
+        } else if unexplained(c) {
+            "and no misread of its doubtful characters would make it hold".to_owned()
         } else if doubtful(c) {
-            "on characters that could not be read with certainty"
+            "on characters that could not be read with certainty".to_owned()
         } else {
-            "on characters read without doubt"
+            "on characters read without doubt".to_owned()
         };
         reasons.push(reason(
             ReasonCode::CheckDigitMismatch,
@@ -478,7 +511,7 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, min_confidence:
         |f: &str| f != "document_code" && !m.checks.iter().any(|c| c.field.covers().contains(&f));
     let covered = |f: &String| {
         unchecked(f)
-            || m.unexplained_checks
+            || unexplained_checks
                 .iter()
                 .any(|c| c.covers().contains(&f.as_str()))
     };
@@ -547,6 +580,12 @@ mod tests {
         }
     }
 
+    /// The policy the tests judge by: a confidence bar of 0.7, every weighed misread an excuse.
+    const POLICY: Policy = Policy {
+        min_confidence: 0.7,
+        min_misread_share: 0.0,
+    };
+
     fn reading(
         lines: [&str; 3],
         doubt: Option<(usize, usize, u8)>,
@@ -602,7 +641,7 @@ mod tests {
                 reading([&l[0], &l[1], &l[2]], doubt, confidence),
                 &query(),
                 today,
-                0.7,
+                POLICY,
             )
         };
         // The doubtful 2 could be a Z, which would not make the check hold: the number was altered.
@@ -619,6 +658,43 @@ mod tests {
     }
 
     #[test]
+    fn a_misread_less_likely_than_the_policy_allows_does_not_excuse_a_failing_check() {
+        let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
+        let judged = |number: &str, doubt, min_misread_share| {
+            let l = td1(number);
+            let policy = Policy {
+                min_misread_share,
+                ..POLICY
+            };
+            judge(
+                reading([&l[0], &l[1], &l[2]], Some(doubt), 0.9),
+                &query(),
+                today,
+                policy,
+            )
+        };
+        // The forged 9 read at 0.6, a 4 weighed at 0.3 (the printed original, which would make the check hold):
+        // the misread's share is 0.3 / 0.9. Any weighed misread excuses it by default; a stricter policy does not.
+        let forged = ("D23195890", (0, 9, b'4'));
+        assert_eq!(judged(forged.0, forged.1, 0.0).0, Outcome::Review);
+        assert_eq!(judged(forged.0, forged.1, 0.3).0, Outcome::Review);
+        let (outcome, _, reasons, _) = judged(forged.0, forged.1, 0.5);
+        assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.detail.contains("a share of 0.33, under the 0.50")),
+            "{reasons:?}"
+        );
+        // The cost, which the operator weighs: a genuine number's S misread for its 5 as surely is condemned alike.
+        let genuine = ("D2314S890", (0, 10, b'5'));
+        assert_eq!(judged(genuine.0, genuine.1, 0.3).0, Outcome::Review);
+        assert_eq!(judged(genuine.0, genuine.1, 0.5).0, Outcome::Fail);
+        // A reading whose checks hold is untouched by the policy, doubtful characters and all.
+        assert_eq!(judged("D23145890", (0, 9, b'A'), 1.0).0, Outcome::Pass);
+    }
+
+    #[test]
     fn doubt_where_no_check_looks_does_not_excuse_a_number_no_misread_explains() {
         let today = NaiveDate::from_ymd_opt(2010, 1, 4).unwrap_or_default();
         let l = td1("D23195890");
@@ -627,7 +703,7 @@ mod tests {
                 read_with_doubts(&[&l[0], &l[1], &l[2]], doubts, 0.9),
                 &query(),
                 today,
-                0.7,
+                POLICY,
             )
         };
         // The number's doubtful 2 could be a Z, which would not make its check hold; the name's doubtful R could
@@ -663,7 +739,7 @@ mod tests {
                 read_with_doubts(&[&l[0], &l[1]], &[(1, 8, b'0')], 0.9),
                 &query(),
                 today,
-                0.7,
+                POLICY,
             )
         };
         // TD2's optional data has no check digit of its own, only the composite's: with the O read as 0 the
@@ -678,7 +754,7 @@ mod tests {
             read_with_doubts(&[&l[0], &l[1]], &[], 0.9),
             &query(),
             today,
-            0.7,
+            POLICY,
         );
         assert_eq!(outcome, Outcome::Pass, "{reasons:?}");
     }
@@ -694,7 +770,7 @@ mod tests {
             reading([&line, &l[1], &l[2]], Some((0, 4, b'O')), 0.9),
             &query(),
             today,
-            0.7,
+            POLICY,
         );
         assert!(result.corrections.is_empty(), "{:?}", result.corrections);
         assert!(
@@ -709,13 +785,13 @@ mod tests {
             reading([&l[0], &l[1], &l[2]], None, 0.9),
             &query(),
             today,
-            0.7,
+            POLICY,
         );
         assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
         // The nationality `UTO` read `UTD` on line 2 unsettles line 2's checks only: the forged number, read for
         // certain on line 1 beside a known issuing state, still fails the document…
         let nationality = l[1].replacen("UTO", "UTD", 1);
-        let judged = |lines: [&str; 3]| judge(reading(lines, None, 0.9), &query(), today, 0.7);
+        let judged = |lines: [&str; 3]| judge(reading(lines, None, 0.9), &query(), today, POLICY);
         let (outcome, _, reasons, _) = judged([&l[0], &nationality, &l[2]]);
         assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
         // …while a birth date broken on that line is held for review, and so is the genuine number (for the
@@ -736,7 +812,7 @@ mod tests {
             read_with_doubts(&[&state, &l[1]], &[], 0.9),
             &query(),
             today,
-            0.7,
+            POLICY,
         );
         assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
     }
@@ -761,7 +837,7 @@ mod tests {
                 Outcome::Review,
             ),
         ] {
-            let (outcome, _, reasons, result) = judge(scan, &query(), today, 0.7);
+            let (outcome, _, reasons, result) = judge(scan, &query(), today, POLICY);
             assert_eq!(outcome, outcome_wanted);
             assert_eq!(reasons.iter().map(|r| r.code).collect::<Vec<_>>(), [code]);
             assert!(result.fields.is_empty() && result.format.is_none());

@@ -69,6 +69,7 @@ impl App {
         settings: config::Settings,
         clock: SharedClock,
     ) -> Result<Self, KernelError> {
+        settings.validate().map_err(KernelError::Config)?;
         let kernel = Arc::new(Kernel::build_with_clock(SERVICE, common, clock).await?);
         kernel.set_ready("ocr", false);
         let fallback = Some(settings.fallback_language.clone()).filter(|l| !l.is_empty());
@@ -116,7 +117,7 @@ impl App {
             kernel.ports(),
             pool,
             settings.decode,
-            settings.min_confidence,
+            settings.policy(),
             settings.max_document(),
         ));
         Self {

@@ -191,6 +191,11 @@ pub struct Mrz {
     /// composite, together with every field check it covers; see `repair`). Evidence of an altered document
     /// when the rest of the reading is sound.
     pub unexplained_checks: Vec<Checked>,
+    /// The rest of those checks of letter-and-digit fields, and the composite, each with the share of the
+    /// likeliest misread that would make it hold, 0–1 (its characters' weight against theirs as read; see
+    /// `repair`): how well the image explains the failure. The verdict's policy may hold that a misread this
+    /// unlikely does not excuse it.
+    pub misread_shares: Vec<(Checked, f32)>,
     /// The lowest confidence of a letter of the names (fillers aside), 0–1: how much the names, which no check
     /// digit protects, rest on OCR alone.
     pub name_confidence: f32,
@@ -292,12 +297,14 @@ pub fn parse_read(
     let corrections = settled.corrections;
     let doubt = settled.doubt;
     let unexplained = settled.unexplained;
+    let excuses = settled.excuses;
     let doubtful = |s: Span| (s.start..s.start + s.len).any(|c| doubt[s.line][c]);
     let text = |s: Span| -> String { String::from_utf8_lossy(s.bytes(&rows)).into_owned() };
 
     let mut checks = Vec::new();
     let mut doubtful_checks = Vec::new();
     let mut unexplained_checks = Vec::new();
+    let mut misread_shares = Vec::new();
     let mut push = |field: Checked, data: Vec<u8>, at: Span, covers: &[Span]| {
         let digit = at.bytes(&rows)[0];
         let holds = check::holds(&data, digit);
@@ -305,6 +312,8 @@ pub fn parse_read(
             doubtful_checks.push(field);
             if unexplained.contains(&field) {
                 unexplained_checks.push(field);
+            } else if let Some(&(_, share)) = excuses.iter().find(|(k, _)| *k == field) {
+                misread_shares.push((field, share));
             }
         }
         checks.push(CheckOutcome {
@@ -420,6 +429,7 @@ pub fn parse_read(
         uncertain,
         doubtful_checks,
         unexplained_checks,
+        misread_shares,
         name_confidence,
     })
 }

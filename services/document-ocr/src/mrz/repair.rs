@@ -154,6 +154,8 @@ pub struct Settler<'a> {
     doubt: Vec<Vec<bool>>,
     out: Vec<Correction>,
     unexplained: Vec<Checked>,
+    /// Failing checks a misread could explain, each with that misread's share (see [`excuse`]).
+    excuses: Vec<(Checked, f32)>,
     /// The options each position was last read with (see [`Settler::options_below`]), for the composite check.
     seen: BTreeMap<Pos, Vec<(u8, f32)>>,
     /// Each field check settled so far: its positions (the check digit last) and whether it is a date.
@@ -170,9 +172,13 @@ pub struct Settled {
     pub corrections: Vec<Correction>,
     /// Positions still doubtful afterwards.
     pub doubt: Vec<Vec<bool>>,
-    /// Checks of letters and digits that fail although no misread explains them (see [`explained`]): the
+    /// Checks of letters and digits that fail although no misread explains them (see [`excuse`]): the
     /// characters are what is printed as far as OCR can tell.
     pub unexplained: Vec<Checked>,
+    /// The other failing checks of letters and digits, and the composite, each with the share of the likeliest
+    /// misread that would make it hold (see [`excuse`]): how well the image, rather than the document, explains
+    /// the failure.
+    pub excuses: Vec<(Checked, f32)>,
 }
 
 impl<'a> Settler<'a> {
@@ -184,6 +190,7 @@ impl<'a> Settler<'a> {
             doubt,
             out: Vec::new(),
             unexplained: Vec::new(),
+            excuses: Vec::new(),
             seen: BTreeMap::new(),
             checks: Vec::new(),
             confused,
@@ -315,6 +322,15 @@ impl<'a> Settler<'a> {
         });
     }
 
+    /// Records how far a misread excuses a failing check: not at all makes it unexplained.
+    fn excused(&mut self, kind: Checked, share: f32) {
+        if share > 0.0 {
+            self.excuses.push((kind, share));
+        } else {
+            self.unexplained.push(kind);
+        }
+    }
+
     /// Whether each of `at` is still doubtful.
     fn doubtful(&self, at: &[Pos]) -> Vec<bool> {
         at.iter().map(|(l, c)| self.doubt[*l][*c]).collect()
@@ -375,11 +391,9 @@ impl<'a> Settler<'a> {
         let read: Vec<u8> = at.iter().map(|(l, c)| self.rows[*l][*c]).collect();
         let classes: Vec<Class> = (0..at.len()).map(class_at).collect();
         let doubtful = self.doubtful(&at);
-        if class == Class::Any
-            && !holds(&read)
-            && !explained(&read, &classes, &options, &doubtful, &holds)
-        {
-            self.unexplained.push(kind);
+        if class == Class::Any && !holds(&read) {
+            let share = excuse(&read, &classes, &options, &doubtful, &holds);
+            self.excused(kind, share);
         }
         // The check digit confirms a reading only when that reading is clearly the most likely of all the
         // combinations of its doubtful characters that hold: two misreads can cancel out in the weighted sum.
@@ -522,15 +536,15 @@ impl<'a> Settler<'a> {
         }
     }
 
-    /// Whether a misread could be why the composite check over `at` (its digit at `digit`) fails, as
-    /// [`explained`] asks it of a field (on each position's options and doubt as its own field left them),
+    /// How far a misread could be why the composite check over `at` (its digit at `digit`) fails, as
+    /// [`excuse`] weighs it for a field (on each position's options and doubt as its own field left them),
     /// except that the reading found must also hold every field check the composite covers: the truth holds them
     /// all. The composite is the only check over TD1's and TD2's optional data, so this is what tells a forgery
     /// there from a misread elsewhere in the line. (It adds nothing on the document number, which it weighs as
     /// the number's own check does.)
-    fn composite_explained(&self, at: &[Pos], digit: Pos, layout: &Layout) -> bool {
+    fn composite_excuse(&self, at: &[Pos], digit: Pos, layout: &Layout) -> f32 {
         let f = self.composite_frame(at, digit, layout);
-        explained(
+        excuse(
             &f.read,
             &f.classes,
             &f.options,
@@ -625,52 +639,68 @@ impl CompositeFrame {
     }
 }
 
-/// Whether a misread could be why `read` (a check's characters, the check digit last) fails `holds`: some
-/// combination of its doubtful characters' options makes it hold, or one doubtful character's look-alike does
-/// (`O` for `0`, `B` for `8`, …, within its class) where the recogniser did not weigh it. Neither: the
-/// characters are what is printed as far as OCR can tell, and the failing check speaks of the document, not of
-/// the image (a forger changes a character and leaves the check digit). Too many doubtful characters to try
-/// count as explained.
+/// How far a misread could be why `read` (a check's characters, the check digit last) fails `holds`: 0 when
+/// none could, else the share of the likeliest misread that makes it hold, `w / (w + w_read)`, where `w` weighs
+/// that misread's characters and `w_read` the same characters as read (each as the recognisers weighed it). A
+/// misread is some combination of the doubtful characters' options, or one doubtful character's look-alike (`O`
+/// for `0`, `B` for `8`, …, within its class) where the recogniser did not weigh it, at the weight a look-alike
+/// gets as an option (see [`Settler::options_below`]). None: the characters are what is printed as far as OCR
+/// can tell, and the failing check speaks of the document, not of the image (a forger changes a character and
+/// leaves the check digit). Too many doubtful characters to try count as a misread of share 1.
 ///
 /// A character read without doubt is not presumed misread to excuse a check, as it is never changed to make one
 /// hold: each variant tried is one more chance, one in ten, for a forgery to hold by luck. Measured on phone
 /// captures, look-alikes swapped where OCR was sure explained forged numbers (`FB9080NW2`, its `0` read at 0.98
 /// and swapped to `O`) and no genuine document's failing check.
-fn explained(
+fn excuse(
     read: &[u8],
     classes: &[Class],
     options: &[Vec<(u8, f32)>],
     doubtful: &[bool],
     holds: &impl Fn(&[u8]) -> bool,
-) -> bool {
-    let swapped = read.iter().zip(classes).enumerate().any(|(i, (c, class))| {
-        if !doubtful.get(i).copied().unwrap_or(false) {
-            return false;
+) -> f32 {
+    let weight = |i: usize, c: u8| options[i].iter().find(|o| o.0 == c).map(|o| o.1);
+    let as_read = |i: usize| weight(i, read[i]).unwrap_or(0.01);
+    let share = |w: f32, w_read: f32| w / (w + w_read).max(f32::MIN_POSITIVE);
+    let mut best = 0f32;
+    for (i, (c, class)) in read.iter().zip(classes).enumerate() {
+        if !doubtful.get(i).copied().unwrap_or(false) || i >= options.len() {
+            continue;
         }
         let alikes = match class {
             Class::Any => [to_digit(*c), to_letter(*c)],
             Class::Digits | Class::CheckDigit => [to_digit(*c), None],
             _ => [None, None],
         };
-        alikes.into_iter().flatten().any(|a| {
+        for a in alikes.into_iter().flatten() {
             let mut v = read.to_vec();
             v[i] = a;
-            holds(&v)
-        })
-    });
-    if swapped {
-        return true;
+            if holds(&v) {
+                let w_read = as_read(i);
+                let w = weight(i, a).unwrap_or(((1.0 - w_read) * 0.5).max(0.02));
+                best = best.max(share(w, w_read));
+            }
+        }
     }
     let open: Vec<usize> = (0..options.len())
         .filter(|i| options[*i].len() > 1)
         .collect();
     if open.len() > MAX_DOUBTFUL {
-        return true;
+        return 1.0;
     }
     each_combination(options, &open, |pick| {
         let chars: Vec<u8> = (0..options.len()).map(|i| options[i][pick[i]].0).collect();
-        chars != read && holds(&chars)
-    })
+        if chars != read && holds(&chars) {
+            // Only the characters the misread changes weigh: the rest are the same in both readings.
+            let changed = (0..options.len()).filter(|i| chars[*i] != read[*i]);
+            let (w, w_read) = changed.fold((1f32, 1f32), |(w, r), i| {
+                (w * options[i][pick[i]].1, r * as_read(i))
+            });
+            best = best.max(share(w, w_read));
+        }
+        false
+    });
+    best
 }
 
 /// Visits every combination of `options` (an index into each position's options), odometer-style over the
@@ -850,13 +880,15 @@ pub fn settle(
                 s.confirm(&at);
                 s.confirm(&[k]);
             }
-        } else if Class::CheckDigit.allows(read) && !s.composite_explained(&at, k, layout) {
-            s.unexplained.push(Checked::Composite);
+        } else if Class::CheckDigit.allows(read) {
+            let share = s.composite_excuse(&at, k, layout);
+            s.excused(Checked::Composite, share);
         }
     }
     Settled {
         corrections: s.out,
         doubt: s.doubt,
         unexplained: s.unexplained,
+        excuses: s.excuses,
     }
 }

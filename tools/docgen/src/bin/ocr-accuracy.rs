@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Parser;
 use docgen::{Distortion, Forged, Identity, Junk, generate, generate_forged, junk, load_font};
 use document_ocr::{
-    document::{DocumentHint, OcrQuery, OcrResult, judge},
+    document::{DocumentHint, OcrQuery, OcrResult, Policy, judge},
     mrz::MrzFormat,
     ocr::{
         engine::{Engines, OcrEngine},
@@ -29,7 +29,7 @@ use document_ocr::{
 use idv_shared::{
     imaging::{DecodeLimits, decode_rgb},
     store::ArtifactId,
-    verdict::{Outcome, Reason},
+    verdict::{Outcome, Reason, ReasonCode},
 };
 
 #[derive(Parser)]
@@ -64,6 +64,12 @@ struct Cli {
     /// The OCR-B typeface the reader matches MRZ characters against; empty for Tesseract alone.
     #[arg(long, default_value = "/usr/share/fonts/opentype/ocr-b/OCRB.otf")]
     mrz_font: String,
+    /// The least share a misread must carry to excuse a failing check (the service's `OCR_MIN_MISREAD_SHARE`).
+    #[arg(long, default_value_t = document_ocr::config::Settings::default().min_misread_share)]
+    min_misread_share: f32,
+    /// Read only these seeds of the ranges above, comma separated (to look again at pages `--verbose` listed).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<u64>,
     /// Print every genuine document that did not pass, and every forgery that was not caught.
     #[arg(long)]
     verbose: bool,
@@ -108,23 +114,38 @@ fn query() -> anyhow::Result<OcrQuery> {
     })
 }
 
+/// What the verdict says of each failing check (how it was read, and for a misread that would excuse it, its
+/// share): what `--min-misread-share` weighs.
+fn check_details(reasons: &[Reason]) -> Vec<&str> {
+    reasons
+        .iter()
+        .filter(|r| r.code == ReasonCode::CheckDigitMismatch)
+        .map(|r| r.detail.as_str())
+        .collect()
+}
+
 /// Decodes and reads one page as the service does, timed as one.
 fn read(
     engines: &mut Engines,
     jpeg: &[u8],
     today: chrono::NaiveDate,
+    policy: Policy,
 ) -> anyhow::Result<(Outcome, Vec<Reason>, OcrResult, f64)> {
     let t = Instant::now();
     let page = decode_rgb(jpeg, DecodeLimits::default())?;
     let scan = reader::read(engines, &page.image, today)?;
     let ms = t.elapsed().as_secs_f64() * 1e3;
-    let min_confidence = document_ocr::config::Settings::default().min_confidence;
-    let (verdict, _, reasons, result) = judge(scan, &query()?, today, min_confidence);
+    let (verdict, _, reasons, result) = judge(scan, &query()?, today, policy);
     Ok((verdict, reasons, result, ms))
 }
 
 /// The `--dir` mode: decode, locate, OCR and parse each file in turn, timed as one.
-fn read_folder(dir: &std::path::Path, tessdata: &str, mrz_font: &str) -> anyhow::Result<()> {
+fn read_folder(
+    dir: &std::path::Path,
+    tessdata: &str,
+    mrz_font: &str,
+    policy: Policy,
+) -> anyhow::Result<()> {
     let manifest: Vec<Entry> = serde_json::from_slice(&std::fs::read(dir.join("manifest.json"))?)?;
     anyhow::ensure!(!manifest.is_empty(), "no documents in {}", dir.display());
     let mut engines = engines(tessdata, mrz_font)?;
@@ -132,7 +153,7 @@ fn read_folder(dir: &std::path::Path, tessdata: &str, mrz_font: &str) -> anyhow:
     let (mut found, mut fields, mut docs, mut ms) = (0, 0, 0, Vec::new());
     for entry in &manifest {
         let bytes = std::fs::read(dir.join(&entry.file))?;
-        let (_, _, result, took) = read(&mut engines, &bytes, today)?;
+        let (_, _, result, took) = read(&mut engines, &bytes, today, policy)?;
         ms.push(took);
         if result.format.is_none() {
             continue;
@@ -241,6 +262,18 @@ enum Job {
     Rotated(MrzFormat, u64, u8),
 }
 
+impl Job {
+    /// The seed its page is drawn from.
+    fn seed(&self) -> u64 {
+        match *self {
+            Job::Genuine(.., seed)
+            | Job::Forged(_, _, seed, _)
+            | Job::Junk(_, seed)
+            | Job::Rotated(_, seed, _) => seed,
+        }
+    }
+}
+
 #[derive(Default, Clone)]
 struct Tally {
     docs: u64,
@@ -337,6 +370,9 @@ fn jobs(cli: &Cli) -> anyhow::Result<Vec<Job>> {
             ));
         }
     }
+    if !cli.only.is_empty() {
+        jobs.retain(|j| cli.only.contains(&j.seed()));
+    }
     Ok(jobs)
 }
 
@@ -358,6 +394,7 @@ fn run(
     engines: &mut Engines,
     font: &ab_glyph::FontVec,
     today: chrono::NaiveDate,
+    policy: Policy,
     verbose: bool,
     tallies: &Mutex<Tallies>,
 ) -> anyhow::Result<()> {
@@ -397,13 +434,8 @@ fn run(
             )
         }
     };
-    let seed = match job {
-        Job::Genuine(.., seed)
-        | Job::Forged(_, _, seed, _)
-        | Job::Junk(_, seed)
-        | Job::Rotated(_, seed, _) => seed,
-    };
-    let (verdict, reasons, result, ms) = read(engines, &jpeg, today)?;
+    let seed = job.seed();
+    let (verdict, reasons, result, ms) = read(engines, &jpeg, today, policy)?;
     let exact = identity.as_ref().map_or(0, |id| exact_fields(&result, id)) as u64;
     let wrong = identity
         .as_ref()
@@ -424,6 +456,7 @@ fn run(
             }
         } else if verbose && verdict != Outcome::Pass {
             let wrong = misread(&result, id);
+            let why = check_details(&reasons);
             let repairs: Vec<String> = result
                 .corrections
                 .iter()
@@ -431,7 +464,7 @@ fn run(
                 .collect();
             eprintln!(
                 "genuine not passed: {key:?} seed {seed} {verdict:?} {codes:?} uncertain {:?} wrong {wrong:?} repairs {repairs:?} \
-                 repaired≠print {:?}",
+                 repaired≠print {:?} why {why:?}",
                 result.uncertain_fields,
                 repaired_wrong(&result, id)
             );
@@ -446,10 +479,11 @@ fn run(
             .map(|c| format!("{:?}:{}", c.field, if c.holds { "ok" } else { "FAILS" }))
             .collect();
         let misread = misread(&result, id);
+        let why = check_details(&reasons);
         // Synthetic data: safe to print.
         eprintln!(
             "forgery not failed: {key:?} seed {seed} forged {field:?} {verdict:?} {codes:?} checks {checks:?} uncertain {:?} \
-             corrections {} misread {misread:?}",
+             corrections {} misread {misread:?} why {why:?}",
             result.uncertain_fields,
             result.corrections.len()
         );
@@ -567,8 +601,14 @@ fn main() -> anyhow::Result<()> {
              several times longer and run out of their time budget; set OMP_THREAD_LIMIT=1 to measure the service"
         );
     }
+    let settings = document_ocr::config::Settings {
+        min_misread_share: cli.min_misread_share,
+        ..Default::default()
+    };
+    settings.validate().map_err(anyhow::Error::msg)?;
+    let policy = settings.policy();
     if let Some(dir) = &cli.dir {
-        return read_folder(dir, &cli.tessdata, &cli.mrz_font);
+        return read_folder(dir, &cli.tessdata, &cli.mrz_font, policy);
     }
     let font = Arc::new(load_font().map_err(anyhow::Error::msg)?);
     let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 23).context("date")?;
@@ -598,7 +638,7 @@ fn main() -> anyhow::Result<()> {
                 let Some(job) = jobs.get(i) else {
                     return Ok(());
                 };
-                run(*job, &mut engines, &font, today, verbose, &tallies)?;
+                run(*job, &mut engines, &font, today, policy, verbose, &tallies)?;
             }
         }));
     }
