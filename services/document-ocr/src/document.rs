@@ -402,6 +402,11 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, policy: Policy)
             )
         } else if unexplained(c) {
             "and no misread of its doubtful characters would make it hold".to_owned()
+        } else if let Some((_, share)) = m.misread_shares.iter().find(|(k, _)| *k == c.field) {
+            format!(
+                "on characters that could not be read with certainty (the likeliest misread that would make it \
+                 hold has a share of {share:.2})"
+            )
         } else if doubtful(c) {
             "on characters that could not be read with certainty".to_owned()
         } else {
@@ -676,7 +681,14 @@ mod tests {
         // The forged 9 read at 0.6, a 4 weighed at 0.3 (the printed original, which would make the check hold):
         // the misread's share is 0.3 / 0.9. Any weighed misread excuses it by default; a stricter policy does not.
         let forged = ("D23195890", (0, 9, b'4'));
-        assert_eq!(judged(forged.0, forged.1, 0.0).0, Outcome::Review);
+        let (outcome, _, reasons, _) = judged(forged.0, forged.1, 0.0);
+        assert_eq!(outcome, Outcome::Review);
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.detail.contains("a share of 0.33)")),
+            "the detail tells the operator how likely the excusing misread is: {reasons:?}"
+        );
         assert_eq!(judged(forged.0, forged.1, 0.3).0, Outcome::Review);
         let (outcome, _, reasons, _) = judged(forged.0, forged.1, 0.5);
         assert_eq!(outcome, Outcome::Fail, "{reasons:?}");
