@@ -659,12 +659,12 @@ fn excuse(
     doubtful: &[bool],
     holds: &impl Fn(&[u8]) -> bool,
 ) -> f32 {
-    let weight = |i: usize, c: u8| options[i].iter().find(|o| o.0 == c).map(|o| o.1);
-    let as_read = |i: usize| weight(i, read[i]).unwrap_or(0.01);
+    let weight = |i: usize, c: u8| options.get(i)?.iter().find(|o| o.0 == c).map(|o| o.1);
+    let as_read = |i: usize| read.get(i).and_then(|c| weight(i, *c)).unwrap_or(0.01);
     let share = |w: f32, w_read: f32| w / (w + w_read).max(f32::MIN_POSITIVE);
     let mut best = 0f32;
     for (i, (c, class)) in read.iter().zip(classes).enumerate() {
-        if !doubtful.get(i).copied().unwrap_or(false) || i >= options.len() {
+        if !doubtful.get(i).copied().unwrap_or(false) {
             continue;
         }
         let alikes = match class {
@@ -692,7 +692,7 @@ fn excuse(
         let chars: Vec<u8> = (0..options.len()).map(|i| options[i][pick[i]].0).collect();
         if chars != read && holds(&chars) {
             // Only the characters the misread changes weigh: the rest are the same in both readings.
-            let changed = (0..options.len()).filter(|i| chars[*i] != read[*i]);
+            let changed = (0..options.len()).filter(|i| read.get(*i) != Some(&chars[*i]));
             let (w, w_read) = changed.fold((1f32, 1f32), |(w, r), i| {
                 (w * options[i][pick[i]].1, r * as_read(i))
             });
