@@ -379,12 +379,13 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, policy: Policy)
     let doubtful = |c: &CheckOutcome| m.doubtful_checks.contains(&c.field);
     // A failing check only a misread less likely than the policy allows would explain counts as one no misread
     // explains: the operator has weighed forgeries against misreads (0 keeps every weighed misread an excuse).
-    let weak_excuse = |c: &CheckOutcome| {
+    let share_of = |c: &CheckOutcome| {
         m.misread_shares
             .iter()
-            .find(|(k, share)| *k == c.field && *share < policy.min_misread_share)
+            .find(|(k, _)| *k == c.field)
             .map(|(_, share)| *share)
     };
+    let weak_excuse = |c: &CheckOutcome| share_of(c).filter(|s| *s < policy.min_misread_share);
     let unexplained_checks: Vec<crate::mrz::Checked> = m
         .checks
         .iter()
@@ -402,7 +403,7 @@ pub fn judge(scan: reader::Scan, q: &OcrQuery, today: NaiveDate, policy: Policy)
             )
         } else if unexplained(c) {
             "and no misread of its doubtful characters would make it hold".to_owned()
-        } else if let Some((_, share)) = m.misread_shares.iter().find(|(k, _)| *k == c.field) {
+        } else if let Some(share) = share_of(c) {
             format!(
                 "on characters that could not be read with certainty (the likeliest misread that would make it \
                  hold has a share of {share:.2})"
